@@ -1,0 +1,209 @@
+/* humanloop--0.1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION humanloop" to load this file. \quit
+
+--
+-- Catalog: model definitions and their trained versions
+--
+-- The functions live in the schema CREATE EXTENSION is given; the tables
+-- live in the schema humanloop so that they stay out of the user's way.
+--
+CREATE SCHEMA humanloop;
+GRANT USAGE ON SCHEMA humanloop TO PUBLIC;
+
+CREATE TABLE humanloop.models (
+	model_id serial PRIMARY KEY,
+	name text NOT NULL UNIQUE CHECK (name <> '' AND length(name) <= 63),
+	task text NOT NULL DEFAULT 'classification' CHECK (task IN ('classification')),
+	relation regclass NOT NULL,
+	id_column text NOT NULL,
+	text_column text NOT NULL,
+	label_column text NOT NULL,
+	labels_relation regclass,
+	labels_id_column text,
+	options jsonb NOT NULL DEFAULT '{}',
+	owner regrole NOT NULL DEFAULT current_user::regrole,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	current_version integer,
+	CHECK ((labels_relation IS NULL) = (labels_id_column IS NULL))
+);
+
+COMMENT ON TABLE humanloop.models IS
+	'humanloop model definitions: where the text and the labels of each model live';
+
+CREATE TABLE humanloop.model_versions (
+	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
+	version integer NOT NULL CHECK (version > 0),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	labelled_rows integer NOT NULL,
+	labels text[] NOT NULL,
+	train_seconds double precision NOT NULL,
+	metrics jsonb NOT NULL,
+	posterior bytea NOT NULL,
+	PRIMARY KEY (model_id, version)
+);
+
+-- The posterior is mostly float32 weights, which compression does not shrink.
+ALTER TABLE humanloop.model_versions ALTER COLUMN posterior SET STORAGE EXTERNAL;
+
+COMMENT ON TABLE humanloop.model_versions IS
+	'trained versions of each humanloop model, with the serialised posterior';
+
+-- Models survive pg_dump and restore.
+SELECT pg_catalog.pg_extension_config_dump('humanloop.models', '');
+SELECT pg_catalog.pg_extension_config_dump('humanloop.models_model_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('humanloop.model_versions', '');
+
+-- Everyone may read models; only a model's owner (or a member of the owning
+-- role) may change or drop it, or train new versions.
+ALTER TABLE humanloop.models ENABLE ROW LEVEL SECURITY;
+ALTER TABLE humanloop.model_versions ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY models_read ON humanloop.models FOR SELECT USING (true);
+CREATE POLICY models_write ON humanloop.models
+	USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
+	WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY versions_read ON humanloop.model_versions FOR SELECT USING (true);
+CREATE POLICY versions_write ON humanloop.model_versions
+	USING (EXISTS (SELECT 1 FROM humanloop.models m
+				   WHERE m.model_id = model_versions.model_id
+					 AND pg_catalog.pg_has_role(m.owner, 'MEMBER')))
+	WITH CHECK (EXISTS (SELECT 1 FROM humanloop.models m
+						WHERE m.model_id = model_versions.model_id
+						  AND pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.models TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.model_versions TO PUBLIC;
+GRANT USAGE ON SEQUENCE humanloop.models_model_id_seq TO PUBLIC;
+
+--
+-- Model definitions
+--
+CREATE FUNCTION hl_create_model(
+	name text,
+	relation regclass,
+	text_column text,
+	label_column text,
+	id_column text DEFAULT NULL,
+	labels_relation regclass DEFAULT NULL,
+	labels_id_column text DEFAULT NULL,
+	task text DEFAULT 'classification',
+	options jsonb DEFAULT '{}')
+RETURNS integer
+AS 'MODULE_PATHNAME', 'hl_create_model'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_create_model(text, regclass, text, text, text, regclass, text, text, jsonb) IS
+	'define a model over a relation of texts and their labels; returns the model id';
+
+CREATE FUNCTION hl_drop_model(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'hl_drop_model'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_drop_model(text, boolean) IS
+	'drop a model and all its versions; returns whether a model was dropped';
+
+--
+-- Training
+--
+CREATE FUNCTION hl_train(
+	name text,
+	OUT version integer,
+	OUT labelled_rows integer,
+	OUT classes integer,
+	OUT seconds double precision,
+	OUT metrics jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'hl_train'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_train(text) IS
+	'fit the posterior of a model to its labelled rows and store it as a new version';
+
+--
+-- Prediction
+--
+CREATE TYPE hl_prediction AS (
+	label text,
+	probability double precision,
+	entropy double precision,
+	mutual_information double precision,
+	abstain boolean
+);
+
+COMMENT ON TYPE hl_prediction IS
+	'a prediction with its uncertainty: predictive entropy in nats, its epistemic part (mutual information) and whether to hand the row to a person';
+
+CREATE FUNCTION hl_predict(name text, input text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'hl_predict'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION hl_predict(text, text) IS
+	'most probable label of a text under the current version of a model';
+
+CREATE FUNCTION hl_predict_proba(
+	name text,
+	input text,
+	OUT label text,
+	OUT probability double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'hl_predict_proba'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 10;
+
+COMMENT ON FUNCTION hl_predict_proba(text, text) IS
+	'predictive distribution of a text: one row per class, most probable first';
+
+CREATE FUNCTION hl_classify(name text, input text)
+RETURNS hl_prediction
+AS 'MODULE_PATHNAME', 'hl_classify'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION hl_classify(text, text) IS
+	'label, probability, predictive entropy, mutual information and abstain flag of a text';
+
+--
+-- Choosing rows to label
+--
+CREATE FUNCTION hl_next_batch(
+	name text,
+	n integer,
+	strategy text DEFAULT 'bald',
+	OUT id text,
+	OUT score double precision,
+	OUT label text,
+	OUT probability double precision,
+	OUT entropy double precision,
+	OUT mutual_information double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'hl_next_batch'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
+
+COMMENT ON FUNCTION hl_next_batch(text, integer, text) IS
+	'unlabelled rows ranked by how much their labels would teach the model, best first';
+
+--
+-- Views
+--
+CREATE VIEW hl_models AS
+SELECT m.name,
+	   m.task,
+	   m.relation,
+	   coalesce(m.labels_relation, m.relation) AS labels_relation,
+	   v.labels,
+	   m.current_version,
+	   v.labelled_rows,
+	   cardinality(v.labels) AS classes,
+	   v.created_at AS trained_at,
+	   v.metrics,
+	   m.owner
+FROM humanloop.models m
+LEFT JOIN humanloop.model_versions v
+	   ON v.model_id = m.model_id AND v.version = m.current_version;
+
+COMMENT ON VIEW hl_models IS
+	'one row per humanloop model with its current version, label set and training metrics';
+
+GRANT SELECT ON hl_models TO PUBLIC;

@@ -1,0 +1,131 @@
+-- Bad input: every error names the value and says what to do.
+\set VERBOSITY default
+
+-- Unknown and duplicate models.
+SELECT hl_predict('nope', 'text');
+SELECT * FROM hl_train('nope');
+SELECT hl_drop_model('nope');
+SELECT hl_create_model('tickets', 'tickets', text_column => 'body', label_column => 'category');
+SELECT hl_create_model('', 'tickets', text_column => 'body', label_column => 'category');
+SELECT hl_create_model(repeat('x', 64), 'tickets', text_column => 'body', label_column => 'category');
+SELECT hl_predict(NULL, 'text');
+
+-- Missing relations and columns.
+SELECT hl_create_model('bad', 'no_such_table', text_column => 'body', label_column => 'category');
+SELECT hl_create_model('bad', 'tickets', text_column => 'no_such_column', label_column => 'category');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'no_such_column');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', id_column => 'nope');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'label',
+					   labels_relation => 'ticket_labels');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category',
+					   labels_id_column => 'ticket_id');
+SELECT hl_create_model('bad', 'tickets', text_column => NULL, label_column => 'category');
+SELECT hl_create_model('bad', 'pg_class_oid_index', text_column => 'body', label_column => 'category');
+
+-- Columns whose type cannot be read as text.
+CREATE TABLE odd (id int PRIMARY KEY, body bytea, tags text[], n int, label text);
+SELECT hl_create_model('bad', 'odd', text_column => 'body', label_column => 'label');
+SELECT hl_create_model('bad', 'odd', text_column => 'n', label_column => 'label');
+SELECT hl_create_model('bad', 'odd', text_column => 'label', label_column => 'tags');
+
+-- No primary key and no id_column.
+CREATE TABLE nokey (body text, label text);
+SELECT hl_create_model('bad', 'nokey', text_column => 'body', label_column => 'label');
+CREATE TABLE twokeys (a int, b int, body text, label text, PRIMARY KEY (a, b));
+SELECT hl_create_model('bad', 'twokeys', text_column => 'body', label_column => 'label');
+SELECT hl_create_model('bad', 'open_tickets', text_column => 'body', label_column => 'category');
+
+-- Mismatched id types between items and annotations.
+CREATE TABLE text_labels (ticket_id text, label text);
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'label',
+					   labels_relation => 'text_labels', labels_id_column => 'ticket_id');
+
+-- Options and tasks.
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', task => 'regression');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"hash_bits": 40}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"hash_bits": "big"}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"colour": 1}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '[1, 2]');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"abstain_probability": 2}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"prior_precision": -1}');
+SELECT count(*) AS no_bad_models FROM hl_models WHERE name = 'bad';
+
+-- Training with no labelled rows says what is needed.
+CREATE TABLE unlabelled (id int PRIMARY KEY, body text, label text);
+INSERT INTO unlabelled VALUES (1, 'hello', NULL), (2, 'world', NULL);
+SELECT hl_create_model('unlabelled', 'unlabelled', text_column => 'body', label_column => 'label') > 0 AS created;
+SELECT * FROM hl_train('unlabelled');
+SELECT hl_predict('unlabelled', 'hello');
+SELECT (hl_classify('unlabelled', 'hello')).*;
+
+-- Texts over the documented limit.
+SET humanloop.max_text_length = '1kB';
+SELECT hl_predict('tickets', repeat('card ', 300));
+INSERT INTO unlabelled VALUES (3, repeat('long ', 300), 'long');
+SELECT * FROM hl_train('unlabelled');
+SELECT count(*) FROM hl_next_batch('tickets', 5);
+RESET humanloop.max_text_length;
+SET humanloop.max_text_length = 10;
+
+-- Next batch arguments.
+SELECT * FROM hl_next_batch('tickets', 0);
+SELECT * FROM hl_next_batch('tickets', 10001);
+SELECT * FROM hl_next_batch('tickets', 5, 'clever');
+SELECT * FROM hl_next_batch('tickets', NULL);
+
+-- A damaged posterior is reported, never read.
+CREATE TABLE damaged AS SELECT * FROM tickets;
+ALTER TABLE damaged ADD PRIMARY KEY (id);
+SELECT hl_create_model('damaged', 'damaged', text_column => 'body', label_column => 'category') > 0 AS created;
+SELECT version FROM hl_train('damaged');
+UPDATE humanloop.model_versions
+SET posterior = overlay(posterior PLACING '\xdeadbeef'::bytea FROM 200)
+WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'damaged');
+SELECT hl_predict('damaged', 'card');
+UPDATE humanloop.model_versions SET posterior = '\x0102'::bytea
+WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'damaged');
+SELECT hl_predict('damaged', 'card');
+UPDATE humanloop.model_versions SET posterior = '\x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::bytea
+WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'damaged');
+SELECT hl_predict('damaged', 'card');
+-- Training anew repairs it.
+SELECT version FROM hl_train('damaged');
+SELECT hl_predict('damaged', 'card') IS NOT NULL AS repaired;
+
+-- A source table altered or dropped after the model was created.
+ALTER TABLE damaged RENAME COLUMN body TO content;
+SELECT * FROM hl_train('damaged');
+SELECT * FROM hl_next_batch('damaged', 3);
+ALTER TABLE damaged RENAME COLUMN content TO body;
+ALTER TABLE damaged RENAME TO still_here;
+SELECT labelled_rows FROM hl_train('damaged');
+DROP TABLE still_here;
+SELECT * FROM hl_train('damaged');
+SELECT * FROM hl_next_batch('damaged', 3);
+-- Its versions still predict: they do not need the table.
+SELECT hl_predict('damaged', 'card') IS NOT NULL AS still_predicts;
+SELECT hl_drop_model('damaged');
+
+-- The SQLSTATE of each kind of error, for callers that branch on it.
+DELETE FROM unlabelled WHERE id = 3;
+CREATE FUNCTION sqlstate_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE query;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE;
+END
+$$;
+SELECT query, sqlstate_of(query) FROM (VALUES
+	('SELECT hl_predict(''nope'', ''x'')'),
+	('SELECT hl_create_model(''tickets'', ''tickets'', text_column => ''body'', label_column => ''category'')'),
+	('SELECT hl_create_model(''bad'', ''tickets'', text_column => ''nope'', label_column => ''category'')'),
+	('SELECT hl_create_model(''bad'', ''odd'', text_column => ''body'', label_column => ''label'')'),
+	('SELECT hl_create_model(''bad'', ''nokey'', text_column => ''body'', label_column => ''label'')'),
+	('SELECT hl_create_model(''bad'', ''tickets'', text_column => ''body'', label_column => ''category'', options => ''{"colour": 1}'')'),
+	('SELECT hl_train(''unlabelled'')'),
+	('SELECT hl_predict(''unlabelled'', ''x'')'),
+	('SELECT hl_next_batch(''tickets'', 0)'),
+	('SELECT hl_next_batch(''tickets'', 5, ''clever'')'),
+	('SELECT hl_predict(NULL, ''x'')')
+) AS q(query);

@@ -1,0 +1,40 @@
+-- Training: versions, metrics, label combination and the single-class case.
+SELECT version, labelled_rows, classes, seconds >= 0 AS timed,
+	   metrics ? 'train_accuracy' AS has_accuracy,
+	   (metrics->>'documents')::int AS documents
+FROM hl_train('tickets');
+
+SELECT name, labels, current_version, labelled_rows, classes, trained_at IS NOT NULL AS trained
+FROM hl_models WHERE name = 'tickets';
+
+-- Training again stores version 2 and makes it current.
+SELECT version FROM hl_train('tickets');
+SELECT model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets') AS same_model,
+	   version, labelled_rows, labels
+FROM humanloop.model_versions
+WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets')
+ORDER BY version;
+
+-- A training that fails (here: rolled back) leaves the previous version current.
+BEGIN;
+SELECT version FROM hl_train('tickets');
+ROLLBACK;
+SELECT current_version FROM hl_models WHERE name = 'tickets';
+
+-- Annotations: item 9 gets two votes for "card" and one for "transfer".
+INSERT INTO ticket_labels VALUES (9, 'ana', 'card'), (9, 'ben', 'card'), (9, 'cy', 'transfer');
+SELECT version, labelled_rows, classes, (metrics->>'training_rows')::int AS training_rows
+FROM hl_train('tickets_annotated');
+-- NULL annotations do not count as labels.
+INSERT INTO ticket_labels VALUES (10, 'ana', NULL);
+SELECT labelled_rows FROM hl_train('tickets_annotated');
+
+-- Only one class labelled so far: a warning, and a usable model.
+CREATE TABLE early (id bigint PRIMARY KEY, body varchar(200), label text);
+INSERT INTO early VALUES
+	(1, 'my card has not arrived', 'card'),
+	(2, 'card delivery is slow', 'card'),
+	(3, 'how do I reset my password', NULL);
+SELECT hl_create_model('early', 'early', text_column => 'body', label_column => 'label') > 0 AS created;
+SELECT version, labelled_rows, classes FROM hl_train('early');
+SELECT label, probability < 1 AS below_one FROM hl_predict_proba('early', 'reset my password');

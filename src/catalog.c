@@ -1,0 +1,444 @@
+/*
+ * catalog.c
+ *		Reading and writing humanloop's own tables through SPI.
+ *
+ * humanloop.models holds one row per model definition and
+ * humanloop.model_versions one row per trained version.  Writers run in the
+ * caller's transaction, so a failed or rolled-back training leaves the
+ * previous version current.  Every statement passes its values as SPI
+ * parameters; nothing a user typed is pasted into SQL text here.
+ */
+#include "compat.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "catalog.h"
+
+#define HL_MODEL_NAME_MAX 63
+
+/* Model options accepted in the options jsonb, for messages. */
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, prior_precision"
+
+/* Start SPI, raising an error when that fails. */
+static void
+hl_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* Return the text of column attno of the current SPI row, copied to cxt. */
+static char *
+hl_spi_getstring(HeapTuple tuple, int attno, MemoryContext cxt)
+{
+	char	   *value = SPI_getvalue(tuple, SPI_tuptable->tupdesc, attno);
+	char	   *copy;
+
+	if (value == NULL)
+		return NULL;
+	copy = MemoryContextStrdup(cxt, value);
+	pfree(value);
+	return copy;
+}
+
+/* Return column attno of the current SPI row as int32, or dflt when NULL. */
+static int32
+hl_spi_getint32(HeapTuple tuple, int attno, int32 dflt)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, SPI_tuptable->tupdesc, attno, &isnull);
+
+	return isnull ? dflt : DatumGetInt32(value);
+}
+
+/* Return column attno of the current SPI row as an Oid, or InvalidOid. */
+static Oid
+hl_spi_getoid(HeapTuple tuple, int attno)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, SPI_tuptable->tupdesc, attno, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(value);
+}
+
+void
+hl_check_model_name(const char *name)
+{
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must not be empty")));
+	if (strlen(name) > HL_MODEL_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("model name \"%s\" is too long", name),
+				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX)));
+}
+
+/* Return the numeric value of an option, raising an error unless it is a number. */
+static double
+hl_option_number(const char *key, JsonbValue *value)
+{
+	if (value->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model option \"%s\" must be a number", key)));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											  NumericGetDatum(value->val.numeric)));
+}
+
+/* Return the value of an integer option within [min, max], else raise an error. */
+static int
+hl_option_int(const char *key, JsonbValue *value, int min, int max)
+{
+	double		number = hl_option_number(key, value);
+
+	if (number != (double) (int) number || number < min || number > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model option \"%s\" is %g, but must be an integer from %d to %d",
+						key, number, min, max)));
+	return (int) number;
+}
+
+void
+hl_options_parse(Jsonb *options, HlModelDef *def)
+{
+	JsonbIterator *it;
+	JsonbValue	value;
+	JsonbIteratorToken token;
+	const char *message;
+
+	hl_feature_config_default(&def->features);
+	def->abstain_probability = HL_DEFAULT_ABSTAIN_PROBABILITY;
+	def->prior_precision = 0.0;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model options must be a JSON object"),
+				 errhint("For example '{\"hash_bits\": 16}'.")));
+
+	it = JsonbIteratorInit(&options->root);
+	while ((token = JsonbIteratorNext(&it, &value, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (token != WJB_KEY)
+			continue;
+		key = pnstrdup(value.val.string.val, value.val.string.len);
+		token = JsonbIteratorNext(&it, &value, true);
+		Assert(token == WJB_VALUE);
+
+		if (strcmp(key, "hash_bits") == 0)
+			def->features.hash_bits = hl_option_int(key, &value, HL_HASH_BITS_MIN, HL_HASH_BITS_MAX);
+		else if (strcmp(key, "word_ngrams") == 0)
+			def->features.word_ngram_max = hl_option_int(key, &value, 1, 2);
+		else if (strcmp(key, "char_ngram_min") == 0)
+			def->features.char_ngram_min = hl_option_int(key, &value, 0, 8);
+		else if (strcmp(key, "char_ngram_max") == 0)
+			def->features.char_ngram_max = hl_option_int(key, &value, 0, 8);
+		else if (strcmp(key, "abstain_probability") == 0)
+		{
+			double		p = hl_option_number(key, &value);
+
+			if (!(p >= 0.0 && p <= 1.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p)));
+			def->abstain_probability = p;
+		}
+		else if (strcmp(key, "prior_precision") == 0)
+		{
+			double		lambda = hl_option_number(key, &value);
+
+			if (!(lambda > 0.0 && lambda <= 1e6))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"prior_precision\" is %g, but must be above 0 and at most 1e6", lambda),
+						 errhint("Leave it out to choose the prior precision from the data.")));
+			def->prior_precision = lambda;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown model option \"%s\"", key),
+					 errhint("Valid options are: %s.", HL_OPTION_NAMES)));
+		pfree(key);
+	}
+
+	message = hl_feature_config_check(&def->features);
+	if (message != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid feature options: %s", message)));
+}
+
+HlModelDef *
+hl_catalog_fetch_model(const char *name, bool for_update)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	HlModelDef *def;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	HeapTuple	tuple;
+	bool		isnull;
+	Datum		options;
+	int			ret;
+	const char *sql =
+		"SELECT model_id, name, task, relation::oid, id_column, text_column,"
+		"       label_column, labels_relation::oid, labels_id_column,"
+		"       owner::oid, current_version, options"
+		"  FROM humanloop.models WHERE name = $1";
+
+	hl_spi_connect();
+	values[0] = CStringGetTextDatum(name);
+	ret = SPI_execute_with_args(for_update ? psprintf("%s FOR UPDATE", sql) : sql,
+								1, argtypes, values, NULL, !for_update, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("SELECT name FROM hl_models lists the models; hl_create_model defines one.")));
+
+	tuple = SPI_tuptable->vals[0];
+	def = MemoryContextAllocZero(outer, sizeof(HlModelDef));
+	def->model_id = hl_spi_getint32(tuple, 1, 0);
+	def->name = hl_spi_getstring(tuple, 2, outer);
+	def->task = hl_spi_getstring(tuple, 3, outer);
+	def->relation = hl_spi_getoid(tuple, 4);
+	def->id_column = hl_spi_getstring(tuple, 5, outer);
+	def->text_column = hl_spi_getstring(tuple, 6, outer);
+	def->label_column = hl_spi_getstring(tuple, 7, outer);
+	def->labels_relation = hl_spi_getoid(tuple, 8);
+	def->labels_id_column = hl_spi_getstring(tuple, 9, outer);
+	def->owner = hl_spi_getoid(tuple, 10);
+	def->current_version = hl_spi_getint32(tuple, 11, 0);
+
+	options = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 12, &isnull);
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		hl_options_parse(isnull ? NULL : DatumGetJsonbP(options), def);
+		MemoryContextSwitchTo(spi);
+	}
+
+	SPI_finish();
+	return def;
+}
+
+int32
+hl_catalog_insert_model(const HlModelDef *def, Jsonb *options)
+{
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, OIDOID, TEXTOID, TEXTOID,
+	TEXTOID, OIDOID, TEXTOID, JSONBOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	int32		model_id;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(def->name);
+	values[1] = CStringGetTextDatum(def->task);
+	values[2] = ObjectIdGetDatum(def->relation);
+	values[3] = CStringGetTextDatum(def->id_column);
+	values[4] = CStringGetTextDatum(def->text_column);
+	values[5] = CStringGetTextDatum(def->label_column);
+	values[6] = ObjectIdGetDatum(def->labels_relation);
+	if (!OidIsValid(def->labels_relation))
+		nulls[6] = 'n';
+	if (def->labels_id_column != NULL)
+		values[7] = CStringGetTextDatum(def->labels_id_column);
+	else
+		nulls[7] = 'n';
+	values[8] = JsonbPGetDatum(options);
+
+	hl_spi_connect();
+
+	/* Check first, so that a clash gets a message of ours, not the unique index's. */
+	ret = SPI_execute_with_args("SELECT 1 FROM humanloop.models WHERE name = $1",
+								1, argtypes, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" already exists", def->name),
+				 errhint("Choose another name, or drop the model first with hl_drop_model('%s').",
+						 def->name)));
+
+	ret = SPI_execute_with_args("INSERT INTO humanloop.models"
+								" (name, task, relation, id_column, text_column,"
+								"  label_column, labels_relation, labels_id_column, options)"
+								" VALUES ($1, $2, $3::regclass, $4, $5, $6, $7::regclass, $8, $9)"
+								" RETURNING model_id",
+								9, argtypes, values, nulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into humanloop.models: SPI error %d", ret);
+	model_id = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
+
+	SPI_finish();
+	return model_id;
+}
+
+bool
+hl_catalog_delete_model(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			ret;
+	bool		found;
+
+	values[0] = CStringGetTextDatum(name);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("DELETE FROM humanloop.models WHERE name = $1",
+								1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from humanloop.models: SPI error %d", ret);
+	found = SPI_processed > 0;
+
+	/* Row-level security hides other owners' rows from DELETE, not from SELECT. */
+	if (!found)
+	{
+		ret = SPI_execute_with_args("SELECT owner::text FROM humanloop.models WHERE name = $1",
+									1, argtypes, values, NULL, true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to drop model \"%s\"", name),
+					 errdetail("The model is owned by role \"%s\".",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("Ask a member of the owning role to drop it.")));
+	}
+
+	SPI_finish();
+	return found;
+}
+
+int32
+hl_catalog_add_version(int32 model_id, int32 labelled_rows, Datum labels,
+					   double seconds, const char *metrics_json,
+					   bytea *posterior)
+{
+	Oid			argtypes[6] = {INT4OID, INT4OID, TEXTARRAYOID, FLOAT8OID,
+	TEXTOID, BYTEAOID};
+	Datum		values[6];
+	int32		version;
+	int			ret;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(labelled_rows);
+	values[2] = labels;
+	values[3] = Float8GetDatum(seconds);
+	values[4] = CStringGetTextDatum(metrics_json);
+	values[5] = PointerGetDatum(posterior);
+
+	hl_spi_connect();
+
+	/*
+	 * The caller holds the model's row lock (hl_catalog_fetch_model with
+	 * for_update), so no other session computes the same next version.
+	 */
+	ret = SPI_execute_with_args("INSERT INTO humanloop.model_versions"
+								" (model_id, version, labelled_rows, labels,"
+								"  train_seconds, metrics, posterior)"
+								" SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5::jsonb, $6"
+								"   FROM humanloop.model_versions WHERE model_id = $1"
+								" RETURNING version",
+								6, argtypes, values, NULL, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into humanloop.model_versions: SPI error %d", ret);
+	version = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
+
+	values[1] = Int32GetDatum(version);
+	ret = SPI_execute_with_args("UPDATE humanloop.models SET current_version = $2"
+								" WHERE model_id = $1",
+								2, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not update humanloop.models: SPI error %d", ret);
+
+	SPI_finish();
+	return version;
+}
+
+int32
+hl_catalog_current_version(const char *name, int32 *model_id,
+						   double *abstain_probability)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int32		version;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(name);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("SELECT model_id, current_version,"
+								"       (options->>'abstain_probability')::float8"
+								"  FROM humanloop.models WHERE name = $1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("SELECT name FROM hl_models lists the models; hl_create_model defines one.")));
+	*model_id = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
+	version = hl_spi_getint32(SPI_tuptable->vals[0], 2, 0);
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+		*abstain_probability = isnull ? HL_DEFAULT_ABSTAIN_PROBABILITY : DatumGetFloat8(value);
+	}
+	SPI_finish();
+	return version;
+}
+
+bytea *
+hl_catalog_fetch_posterior(int32 model_id, int32 version, MemoryContext cxt)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	Datum		posterior;
+	bool		isnull;
+	bytea	   *copy;
+	int			ret;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(version);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("SELECT posterior FROM humanloop.model_versions"
+								" WHERE model_id = $1 AND version = $2",
+								2, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.model_versions: SPI error %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model %d does not exist", version, model_id)));
+
+	posterior = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("posterior of version %d of model %d is null", version, model_id)));
+
+	/* Detoast straight into the caller's context, which outlives SPI. */
+	{
+		MemoryContext spi = MemoryContextSwitchTo(cxt);
+
+		copy = (bytea *) PG_DETOAST_DATUM_COPY(posterior);
+		MemoryContextSwitchTo(spi);
+	}
+
+	SPI_finish();
+	return copy;
+}

@@ -1,0 +1,46 @@
+/*
+ * catalog.h
+ *		Reading and writing humanloop's own tables through SPI.
+ */
+#ifndef HL_CATALOG_H
+#define HL_CATALOG_H
+
+#include "humanloop.h"
+#include "utils/jsonb.h"
+
+/*
+ * Fetch the definition of model name.  With for_update the row is locked
+ * until the end of the transaction, which serialises training of one model.
+ * Raises an error when the model does not exist.
+ */
+extern HlModelDef *hl_catalog_fetch_model(const char *name, bool for_update);
+
+/* Insert a new definition and return its id; name clashes raise an error. */
+extern int32 hl_catalog_insert_model(const HlModelDef *def, Jsonb *options);
+
+/* Delete a model and its versions; returns false when it did not exist. */
+extern bool hl_catalog_delete_model(const char *name);
+
+/* Store a trained version as current and return its number. */
+extern int32 hl_catalog_add_version(int32 model_id, int32 labelled_rows,
+									Datum labels, double seconds,
+									const char *metrics_json, bytea *posterior);
+
+/*
+ * Return the current version of model name (0 when untrained), and set its
+ * id and abstention threshold.
+ */
+extern int32 hl_catalog_current_version(const char *name, int32 *model_id,
+										double *abstain_probability);
+
+/* Fetch a version's posterior, detoasted, into memory context cxt. */
+extern bytea *hl_catalog_fetch_posterior(int32 model_id, int32 version,
+										 MemoryContext cxt);
+
+/* Validate the options jsonb of a model and store them into def. */
+extern void hl_options_parse(Jsonb *options, HlModelDef *def);
+
+/* Raise an error unless name is a valid model name. */
+extern void hl_check_model_name(const char *name);
+
+#endif							/* HL_CATALOG_H */

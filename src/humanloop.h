@@ -1,0 +1,80 @@
+/*
+ * humanloop.h
+ *		Declarations shared by the PostgreSQL side of humanloop: the model
+ *		definition read from the catalog and the loaded, ready-to-score model.
+ */
+#ifndef HUMANLOOP_H
+#define HUMANLOOP_H
+
+#include "compat.h"
+
+#include "fmgr.h"
+
+#include "features.h"
+#include "model_classifier.h"
+
+/* Longest text featurised by default: 1MB, changed by humanloop.max_text_length. */
+#define HL_DEFAULT_MAX_TEXT_BYTES (1024 * 1024)
+
+/* hl_classify abstains below this top-class probability unless a model sets its own. */
+#define HL_DEFAULT_ABSTAIN_PROBABILITY 0.8
+
+extern int	hl_max_text_bytes;
+
+/* A row of humanloop.models. */
+typedef struct HlModelDef
+{
+	int32		model_id;
+	char	   *name;
+	char	   *task;
+	Oid			relation;
+	char	   *id_column;
+	char	   *text_column;
+	char	   *label_column;
+	Oid			labels_relation;	/* InvalidOid: labels are in relation */
+	char	   *labels_id_column;
+	Oid			owner;
+	int32		current_version;	/* 0: never trained */
+
+	/* options, parsed from the jsonb column */
+	HlFeatureConfig features;
+	double		abstain_probability;
+	double		prior_precision;	/* <= 0: chosen from the data */
+} HlModelDef;
+
+/*
+ * A trained version, deserialised and ready to score.  The arrays point into
+ * the detoasted posterior, which lives as long as the model.  labels has
+ * n_labels entries; the classifier may have one more, phantom class with no
+ * labelled rows when only one real class was labelled.
+ */
+typedef struct HlModel
+{
+	int32		model_id;
+	int32		version;
+	HlFeatureConfig features;
+	const float *idf;
+	HlClassifier classifier;
+	uint32		n_labels;
+	char	  **labels;
+	double		abstain_probability;
+
+	/*
+	 * Scratch space for scoring one text at a time.  It grows on demand, so
+	 * scoring runs in context, the memory context the model lives in.
+	 */
+	MemoryContext context;
+	HlFeaturizer *featurizer;
+	HlSparseVec vec;
+	float	   *proba;
+	float	   *workspace;
+} HlModel;
+
+/* Scoring of one text, shared by the prediction functions and hl_next_batch. */
+extern void hl_model_score(HlModel *model, const char *text, size_t len,
+						   HlPrediction *out);
+
+/* Reject a text longer than humanloop.max_text_length; what names the row. */
+extern void hl_check_text_length(size_t len, const char *what);
+
+#endif							/* HUMANLOOP_H */

@@ -1,0 +1,115 @@
+/*
+ * model_classifier.h
+ *		Bayesian multinomial logistic regression on hashed sparse features
+ *		(numeric core, no PostgreSQL headers).
+ *
+ * The posterior over the weights is a Gaussian with a diagonal precision
+ * (Laplace approximation at the MAP weights).  The predictive distribution
+ * averages the softmax over that posterior, tempered by a temperature and a
+ * variance scale fitted on held-out labelled rows.
+ */
+#ifndef HL_MODEL_CLASSIFIER_H
+#define HL_MODEL_CLASSIFIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "features.h"
+
+/*
+ * Training rows in compressed sparse row form.  Row i has the entries
+ * row_start[i] .. row_start[i + 1] - 1 of index/value (TF-IDF already
+ * applied), class label[i] in 0 .. n_classes - 1, and weight weight[i]
+ * (NULL means 1 for every row).  An item with several labels appears as
+ * several rows sharing group[i] (NULL means every row is its own item);
+ * held-out splits never separate the rows of one item.  A class may have no
+ * rows at all: its weights then stay at the prior.
+ */
+typedef struct HlDataset
+{
+	uint32_t	n_rows;
+	uint32_t	dim;
+	uint32_t	n_classes;
+	const uint64_t *row_start;
+	const uint32_t *index;
+	const float *value;
+	const int32_t *label;
+	const float *weight;
+	const uint32_t *group;
+} HlDataset;
+
+typedef struct HlFitOptions
+{
+	double		prior_precision;	/* <= 0: choose from the data */
+	uint32_t	max_iterations;		/* 0: the default */
+	double		tolerance;			/* <= 0: the default */
+	uint64_t	seed;				/* for the held-out split */
+} HlFitOptions;
+
+/*
+ * The posterior.  mean and precision are dim x n_classes, row-major: the
+ * weights of feature j for all classes are contiguous, so a sparse row
+ * touches n_classes consecutive floats per entry.
+ */
+typedef struct HlClassifier
+{
+	uint32_t	n_classes;
+	uint32_t	dim;
+	float	   *mean;
+	float	   *precision;
+	float	   *bias_mean;		/* n_classes */
+	float	   *bias_precision; /* n_classes */
+	float		prior_precision;
+	float		temperature;
+	float		variance_scale;
+} HlClassifier;
+
+typedef struct HlFitReport
+{
+	uint32_t	iterations;
+	double		train_nll;			/* mean per weighted row */
+	double		train_accuracy;
+	uint32_t	heldout_rows;		/* 0 when there were too few rows */
+	double		heldout_nll;		/* NaN when heldout_rows is 0 */
+	double		heldout_accuracy;
+	double		prior_precision;
+	double		temperature;
+	double		variance_scale;
+} HlFitReport;
+
+typedef struct HlPrediction
+{
+	int32_t		label;
+	float		probability;
+	float		entropy;			/* of the predictive distribution, nats */
+	float		mutual_information; /* epistemic part, nats */
+} HlPrediction;
+
+extern void hl_fit_options_default(HlFitOptions *options);
+
+/* Allocate a zeroed posterior of the given shape. */
+extern void hl_classifier_alloc(HlClassifier *model, uint32_t dim,
+								uint32_t n_classes);
+extern void hl_classifier_free(HlClassifier *model);
+
+/*
+ * Fit the posterior to data.  Returns 0 on success; otherwise writes a
+ * message to errbuf and returns -1 (for example when a label is out of
+ * range).  model must be allocated with the data's shape.
+ */
+extern int	hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
+							  HlClassifier *model, HlFitReport *report,
+							  char *errbuf, size_t errlen);
+
+/* Number of floats of scratch space hl_classifier_predict needs. */
+extern size_t hl_classifier_workspace_size(const HlClassifier *model);
+
+/*
+ * Predict one TF-IDF vector.  proba (n_classes floats, or NULL) receives the
+ * predictive distribution; out the most probable class and the uncertainty.
+ */
+extern void hl_classifier_predict(const HlClassifier *model,
+								  const HlSparseVec *x, float *proba,
+								  HlPrediction *out, float *workspace);
+
+#endif							/* HL_MODEL_CLASSIFIER_H */

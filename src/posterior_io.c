@@ -1,0 +1,262 @@
+/*
+ * posterior_io.c
+ *		Serialisation of a trained model to bytea and back, with validation.
+ *
+ * Layout (native byte order, 4-byte aligned; every float is IEEE float32):
+ *
+ *	header	 HlPosteriorHeader, 64 bytes, protected by header_crc
+ *	idf		 dim floats
+ *	mean	 dim * n_classes floats, row-major by feature
+ *	prec	 dim * n_classes floats, the diagonal posterior precision
+ *	bias	 n_classes floats of mean, then n_classes of precision
+ *	labels	 n_labels NUL-terminated UTF-8 names, padded with zeros to 4 bytes
+ *
+ * The payload (everything after the header) is protected by payload_crc.
+ * Deserialisation checks magic, format version, the reserved fields, both
+ * checksums and every size, with overflow checks, before it reads the
+ * payload, and points the model's arrays into the bytea instead of copying.
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "common/int.h"
+#include "port/pg_crc32c.h"
+#include "utils/memutils.h"
+
+#include "posterior_io.h"
+
+#define HL_POSTERIOR_MAGIC 0x53504c48	/* "HLPS" read as little-endian */
+#define HL_POSTERIOR_MAGIC_SWAPPED 0x484c5053
+#define HL_POSTERIOR_FORMAT 1
+#define HL_TASK_CLASSIFICATION 1
+#define HL_MAX_CLASSES 100000
+
+typedef struct HlPosteriorHeader
+{
+	uint32		magic;
+	uint16		format_version;
+	uint16		reserved;		/* must be zero */
+	uint32		task;
+	uint32		dim;
+	uint32		n_classes;
+	uint32		n_labels;
+	HlFeatureConfig features;
+	float		prior_precision;
+	float		temperature;
+	float		variance_scale;
+	uint32		labels_bytes;
+	uint32		payload_crc;
+	uint64		payload_bytes;
+	uint32		reserved2;		/* must be zero */
+	uint32		header_crc;		/* of the bytes above */
+} HlPosteriorHeader;
+
+StaticAssertDecl(sizeof(HlPosteriorHeader) == 64, "posterior header must be 64 bytes");
+StaticAssertDecl(sizeof(HlFeatureConfig) == 4, "feature config must be 4 bytes");
+
+/* Return the CRC-32C of len bytes. */
+static uint32
+hl_crc32c(const void *data, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, data, len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/* Return the bytes of the float arrays, or false on overflow. */
+static bool
+hl_payload_float_bytes(uint32 dim, uint32 n_classes, uint64 *bytes)
+{
+	uint64		cells;
+	uint64		floats;
+
+	if (pg_mul_u64_overflow((uint64) dim, (uint64) n_classes, &cells) ||
+		pg_mul_u64_overflow(cells, 2, &floats) ||
+		pg_add_u64_overflow(floats, (uint64) dim + 2 * (uint64) n_classes, &floats) ||
+		pg_mul_u64_overflow(floats, sizeof(float), bytes))
+		return false;
+	return true;
+}
+
+bytea *
+hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
+					   const HlClassifier *classifier, char **labels,
+					   uint32 n_labels)
+{
+	HlPosteriorHeader header;
+	uint64		float_bytes;
+	uint64		labels_bytes = 0;
+	uint64		total;
+	uint64		cells = (uint64) classifier->dim * classifier->n_classes;
+	bytea	   *blob;
+	char	   *p;
+	char	   *payload;
+
+	for (uint32 i = 0; i < n_labels; i++)
+		labels_bytes += strlen(labels[i]) + 1;
+	labels_bytes = TYPEALIGN(4, labels_bytes);
+
+	if (!hl_payload_float_bytes(classifier->dim, classifier->n_classes, &float_bytes) ||
+		float_bytes + labels_bytes + sizeof(header) + VARHDRSZ > MaxAllocHugeSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model with %u features and %u classes is too large to store",
+						classifier->dim, classifier->n_classes),
+				 errhint("Lower the model option \"hash_bits\".")));
+	if (float_bytes + labels_bytes + sizeof(header) + VARHDRSZ > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model with %u features and %u classes does not fit in a bytea of 1GB",
+						classifier->dim, classifier->n_classes),
+				 errhint("Lower the model option \"hash_bits\".")));
+
+	total = VARHDRSZ + sizeof(header) + float_bytes + labels_bytes;
+	blob = (bytea *) palloc0(total);
+	SET_VARSIZE(blob, total);
+
+	p = payload = VARDATA(blob) + sizeof(header);
+	memcpy(p, idf, sizeof(float) * classifier->dim);
+	p += sizeof(float) * classifier->dim;
+	memcpy(p, classifier->mean, sizeof(float) * cells);
+	p += sizeof(float) * cells;
+	memcpy(p, classifier->precision, sizeof(float) * cells);
+	p += sizeof(float) * cells;
+	memcpy(p, classifier->bias_mean, sizeof(float) * classifier->n_classes);
+	p += sizeof(float) * classifier->n_classes;
+	memcpy(p, classifier->bias_precision, sizeof(float) * classifier->n_classes);
+	p += sizeof(float) * classifier->n_classes;
+	for (uint32 i = 0; i < n_labels; i++)
+	{
+		size_t		len = strlen(labels[i]) + 1;
+
+		memcpy(p, labels[i], len);
+		p += len;
+	}
+
+	memset(&header, 0, sizeof(header));
+	header.magic = HL_POSTERIOR_MAGIC;
+	header.format_version = HL_POSTERIOR_FORMAT;
+	header.task = HL_TASK_CLASSIFICATION;
+	header.dim = classifier->dim;
+	header.n_classes = classifier->n_classes;
+	header.n_labels = n_labels;
+	header.features = *features;
+	header.prior_precision = classifier->prior_precision;
+	header.temperature = classifier->temperature;
+	header.variance_scale = classifier->variance_scale;
+	header.labels_bytes = (uint32) labels_bytes;
+	header.payload_bytes = float_bytes + labels_bytes;
+	header.payload_crc = hl_crc32c(payload, header.payload_bytes);
+	header.header_crc = hl_crc32c(&header, offsetof(HlPosteriorHeader, header_crc));
+	memcpy(VARDATA(blob), &header, sizeof(header));
+
+	return blob;
+}
+
+/* Raise the error for a damaged posterior. */
+static void
+hl_posterior_damaged(const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("posterior of %s is damaged", what),
+			 errdetail("%s", detail),
+			 errhint("Train a new version with hl_train.")));
+}
+
+void
+hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
+{
+	HlPosteriorHeader header;
+	uint64		size = VARSIZE_ANY_EXHDR(blob);
+	uint64		float_bytes;
+	uint64		cells;
+	const char *payload;
+	const char *labels;
+	const char *labels_end;
+	const char *message;
+
+	if (VARATT_IS_EXTENDED(blob))
+		elog(ERROR, "posterior must be detoasted before it is read");
+
+	/* Header: size, magic, version, reserved fields and checksum first. */
+	if (size < sizeof(header))
+		hl_posterior_damaged(what, psprintf("It has %llu bytes, fewer than its %zu-byte header.",
+											(unsigned long long) size, sizeof(header)));
+	memcpy(&header, VARDATA_ANY(blob), sizeof(header));
+	if (header.magic == HL_POSTERIOR_MAGIC_SWAPPED)
+		hl_posterior_damaged(what, "It was written on a machine of the other byte order.");
+	if (header.magic != HL_POSTERIOR_MAGIC)
+		hl_posterior_damaged(what, psprintf("It starts with 0x%08x, not the humanloop magic number.",
+											header.magic));
+	if (header.header_crc != hl_crc32c(&header, offsetof(HlPosteriorHeader, header_crc)))
+		hl_posterior_damaged(what, "The checksum of its header does not match.");
+	if (header.format_version != HL_POSTERIOR_FORMAT)
+		hl_posterior_damaged(what, psprintf("Its format version is %u; this build of humanloop reads version %d.",
+											header.format_version, HL_POSTERIOR_FORMAT));
+	if (header.reserved != 0 || header.reserved2 != 0)
+		hl_posterior_damaged(what, "A reserved header field is not zero.");
+	if (header.task != HL_TASK_CLASSIFICATION)
+		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
+
+	/* Sizes, each checked against the others and against the bytea. */
+	message = hl_feature_config_check(&header.features);
+	if (message != NULL)
+		hl_posterior_damaged(what, psprintf("Its feature settings are invalid: %s.", message));
+	if (header.dim != (UINT32_C(1) << header.features.hash_bits))
+		hl_posterior_damaged(what, psprintf("It has %u features, but its settings give %u.",
+											header.dim, UINT32_C(1) << header.features.hash_bits));
+	if (header.n_classes < 2 || header.n_classes > HL_MAX_CLASSES ||
+		header.n_labels < 1 || header.n_labels > header.n_classes ||
+		header.n_labels + 1 < header.n_classes)
+		hl_posterior_damaged(what, psprintf("It has %u classes and %u labels.",
+											header.n_classes, header.n_labels));
+	if (!hl_payload_float_bytes(header.dim, header.n_classes, &float_bytes) ||
+		header.labels_bytes % 4 != 0 ||
+		header.payload_bytes != float_bytes + header.labels_bytes ||
+		size != sizeof(header) + header.payload_bytes)
+		hl_posterior_damaged(what, psprintf("Its sizes do not add up: %llu bytes in all, %llu of payload.",
+											(unsigned long long) size,
+											(unsigned long long) header.payload_bytes));
+
+	payload = VARDATA_ANY(blob) + sizeof(header);
+	if (((uintptr_t) payload) % sizeof(float) != 0)
+		elog(ERROR, "posterior payload is not aligned for float access");
+	if (header.payload_crc != hl_crc32c(payload, header.payload_bytes))
+		hl_posterior_damaged(what, "The checksum of its payload does not match.");
+
+	/* Payload: point into the bytea. */
+	cells = (uint64) header.dim * header.n_classes;
+	model->features = header.features;
+	model->idf = (const float *) payload;
+	model->classifier.dim = header.dim;
+	model->classifier.n_classes = header.n_classes;
+	model->classifier.mean = (float *) (model->idf + header.dim);
+	model->classifier.precision = model->classifier.mean + cells;
+	model->classifier.bias_mean = model->classifier.precision + cells;
+	model->classifier.bias_precision = model->classifier.bias_mean + header.n_classes;
+	model->classifier.prior_precision = header.prior_precision;
+	model->classifier.temperature = header.temperature;
+	model->classifier.variance_scale = header.variance_scale;
+
+	/* Label names: exactly n_labels NUL-terminated strings. */
+	labels = payload + float_bytes;
+	labels_end = labels + header.labels_bytes;
+	model->n_labels = header.n_labels;
+	model->labels = palloc(sizeof(char *) * header.n_labels);
+	for (uint32 i = 0; i < header.n_labels; i++)
+	{
+		const char *end = memchr(labels, '\0', labels_end - labels);
+
+		if (end == NULL)
+			hl_posterior_damaged(what, psprintf("Label %u of %u is not terminated.", i + 1, header.n_labels));
+		model->labels[i] = (char *) labels;
+		labels = end + 1;
+	}
+	if (!(isfinite(header.temperature) && header.temperature > 0))
+		hl_posterior_damaged(what, "Its temperature is not a positive number.");
+}

@@ -1,0 +1,98 @@
+/*
+ * sql_model.c
+ *		SQL entry points that define and drop models.
+ */
+#include "compat.h"
+
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "catalog.h"
+#include "text_source.h"
+
+PG_FUNCTION_INFO_V1(hl_create_model);
+PG_FUNCTION_INFO_V1(hl_drop_model);
+
+/* Return argument argno as a C string, or NULL when the argument is NULL. */
+static char *
+hl_arg_cstring(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* Raise an error naming a required argument that is NULL. */
+static void
+hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * hl_create_model(name, relation, text_column, label_column, id_column,
+ *				   labels_relation, labels_id_column, task, options)
+ */
+Datum
+hl_create_model(PG_FUNCTION_ARGS)
+{
+	HlModelDef	def;
+	Jsonb	   *options;
+
+	hl_require_arg(fcinfo, 0, "model name");
+	hl_require_arg(fcinfo, 1, "relation");
+	hl_require_arg(fcinfo, 2, "text_column");
+	hl_require_arg(fcinfo, 3, "label_column");
+	hl_require_arg(fcinfo, 7, "task");
+
+	memset(&def, 0, sizeof(def));
+	def.name = hl_arg_cstring(fcinfo, 0);
+	def.relation = PG_GETARG_OID(1);
+	def.text_column = hl_arg_cstring(fcinfo, 2);
+	def.label_column = hl_arg_cstring(fcinfo, 3);
+	def.id_column = hl_arg_cstring(fcinfo, 4);
+	def.labels_relation = PG_ARGISNULL(5) ? InvalidOid : PG_GETARG_OID(5);
+	def.labels_id_column = hl_arg_cstring(fcinfo, 6);
+	def.task = hl_arg_cstring(fcinfo, 7);
+	options = PG_ARGISNULL(8) ? NULL : PG_GETARG_JSONB_P(8);
+
+	hl_check_model_name(def.name);
+	if (strcmp(def.task, "classification") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown task \"%s\"", def.task),
+				 errhint("Valid tasks are: classification.")));
+	hl_options_parse(options, &def);
+	hl_source_prepare(&def);
+
+	if (options == NULL)
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
+	PG_RETURN_INT32(hl_catalog_insert_model(&def, options));
+}
+
+/*
+ * hl_drop_model(name, if_exists)
+ */
+Datum
+hl_drop_model(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		if_exists = PG_GETARG_BOOL(1);
+
+	if (hl_catalog_delete_model(name))
+		PG_RETURN_BOOL(true);
+
+	if (!if_exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("SELECT name FROM hl_models lists the models.")));
+	ereport(NOTICE,
+			(errmsg("model \"%s\" does not exist, skipping", name)));
+	PG_RETURN_BOOL(false);
+}

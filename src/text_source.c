@@ -1,0 +1,288 @@
+/*
+ * text_source.c
+ *		Where a model's texts and labels live: validation of the relations and
+ *		columns, and the queries that read them.
+ *
+ * A model reads its texts from one relation (table, view, materialized view,
+ * foreign or partitioned table) and its labels either from a nullable column
+ * of the same relation or from a separate relation of annotations keyed by
+ * the item id, several per item allowed.  Definitions store relation OIDs and
+ * column names, so renaming a relation is harmless, while dropping it or one
+ * of the columns is caught here with an error that names what is missing.
+ * Queries are built with quoted identifiers and run with the caller's
+ * privileges.
+ */
+#include "compat.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "text_source.h"
+
+/* Return the schema-qualified, quoted name of a relation. */
+static char *
+hl_relation_sql_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* Raise an error unless relid is a relation whose rows can be read. */
+static void
+hl_check_relation(Oid relid, const char *role, const char *model)
+{
+	char		relkind;
+
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	{
+		if (model != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("%s of model \"%s\" no longer exists", role, model),
+					 errdetail("The relation was dropped after the model was created."),
+					 errhint("Drop the model with hl_drop_model('%s') and create it again.", model)));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s with OID %u does not exist", role, relid)));
+	}
+
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
+		relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
+		relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table or view", get_rel_name(relid)),
+				 errhint("Texts and labels are read from tables, views, materialized views or foreign tables.")));
+}
+
+/*
+ * Raise an error unless column exists in relid and its type can be read as
+ * text.  strings_only restricts the type to the string category (for the
+ * texts); otherwise numbers, booleans and enums are accepted too (for labels
+ * and ids).  Returns the column's type.
+ */
+static Oid
+hl_check_column(Oid relid, const char *column, const char *role,
+				bool strings_only, const char *model)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+	Oid			type;
+	char		category;
+	bool		preferred;
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+	{
+		if (model != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("%s \"%s\" of model \"%s\" no longer exists in relation \"%s\"",
+							role, column, model, get_rel_name(relid)),
+					 errhint("Restore the column, or drop the model with hl_drop_model('%s') and create it again.",
+							 model)));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						column, get_rel_name(relid)),
+				 errhint("Pass the name of the %s.", role)));
+	}
+
+	type = getBaseType(get_atttype(relid, attnum));
+	get_type_category_preferred(type, &category, &preferred);
+	if (category != TYPCATEGORY_STRING &&
+		(strings_only ||
+		 (category != TYPCATEGORY_NUMERIC && category != TYPCATEGORY_BOOLEAN &&
+		  category != TYPCATEGORY_ENUM && type != UUIDOID)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s \"%s\" has type %s, which cannot be read as text",
+						role, column, format_type_be(type)),
+				 errhint(strings_only
+						 ? "Use a column of type text, varchar or char, or a view that casts the column to text."
+						 : "Use a column of a string, number, boolean, enum or uuid type, or a view that casts it.")));
+	return type;
+}
+
+/* Return the single-column primary key of relid, or raise an error. */
+static char *
+hl_primary_key_column(Oid relid)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	char	   *column = NULL;
+
+	if (get_rel_relkind(relid) == RELKIND_RELATION ||
+		get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ||
+		get_rel_relkind(relid) == RELKIND_MATVIEW)
+	{
+		rel = table_open(relid, AccessShareLock);
+		indexes = RelationGetIndexList(rel);
+		foreach(lc, indexes)
+		{
+			HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+			Form_pg_index index;
+
+			if (!HeapTupleIsValid(tuple))
+				continue;
+			index = (Form_pg_index) GETSTRUCT(tuple);
+			if (index->indisprimary)
+			{
+				if (index->indnkeyatts != 1)
+				{
+					ReleaseSysCache(tuple);
+					table_close(rel, AccessShareLock);
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("primary key of relation \"%s\" has %d columns",
+									get_rel_name(relid), index->indnkeyatts),
+							 errhint("Pass id_column => naming one column that identifies a row.")));
+				}
+				column = get_attname(relid, index->indkey.values[0], false);
+			}
+			ReleaseSysCache(tuple);
+		}
+		table_close(rel, AccessShareLock);
+	}
+
+	if (column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation \"%s\" has no primary key", get_rel_name(relid)),
+				 errhint("Pass id_column => naming a column that identifies a row.")));
+	return column;
+}
+
+/* Check relations and columns; model is NULL while a definition is created. */
+static void
+hl_source_validate(const HlModelDef *def, const char *model)
+{
+	Oid			id_type;
+	Oid			labels_id_type;
+	char		id_category;
+	char		labels_id_category;
+	bool		preferred;
+
+	hl_check_relation(def->relation, "relation", model);
+	hl_check_column(def->relation, def->text_column, "text column", true, model);
+	id_type = hl_check_column(def->relation, def->id_column, "id column", false, model);
+
+	if (!OidIsValid(def->labels_relation))
+	{
+		hl_check_column(def->relation, def->label_column, "label column", false, model);
+		return;
+	}
+
+	hl_check_relation(def->labels_relation, "labels relation", model);
+	hl_check_column(def->labels_relation, def->label_column, "label column", false, model);
+	labels_id_type = hl_check_column(def->labels_relation, def->labels_id_column,
+									 "labels id column", false, model);
+	get_type_category_preferred(id_type, &id_category, &preferred);
+	get_type_category_preferred(labels_id_type, &labels_id_category, &preferred);
+
+	/* Equal categories compare with the usual implicit casts (int4 = int8). */
+	if (id_category != labels_id_category)
+	{
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("labels id column \"%s\" has type %s, but id column \"%s\" has type %s",
+						def->labels_id_column, format_type_be(labels_id_type),
+						def->id_column, format_type_be(id_type)),
+				 errhint("The labels relation must refer to items by a column of a type comparable with their id.")));
+	}
+}
+
+void
+hl_source_prepare(HlModelDef *def)
+{
+	if (OidIsValid(def->labels_relation) && def->labels_id_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("labels_relation needs labels_id_column"),
+				 errhint("Name the column of \"%s\" that holds the id of the labelled item.",
+						 get_rel_name(def->labels_relation))));
+	if (!OidIsValid(def->labels_relation) && def->labels_id_column != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("labels_id_column \"%s\" is given without labels_relation", def->labels_id_column),
+				 errhint("Pass labels_relation => naming the relation of labels, or leave labels_id_column out.")));
+
+	hl_check_relation(def->relation, "relation", NULL);
+	if (def->id_column == NULL)
+		def->id_column = hl_primary_key_column(def->relation);
+	hl_source_validate(def, NULL);
+}
+
+void
+hl_source_check(const HlModelDef *def)
+{
+	hl_source_validate(def, def->name);
+}
+
+char *
+hl_source_training_query(const HlModelDef *def)
+{
+	StringInfoData sql;
+	const char *id = quote_identifier(def->id_column);
+	const char *doc = quote_identifier(def->text_column);
+	const char *label = quote_identifier(def->label_column);
+
+	initStringInfo(&sql);
+	if (!OidIsValid(def->labels_relation))
+	{
+		appendStringInfo(&sql,
+						 "SELECT t.%s::text, t.%s::text,"
+						 " CASE WHEN t.%s IS NULL THEN NULL ELSE ARRAY[t.%s::text] END"
+						 " FROM %s t",
+						 id, doc, label, label, hl_relation_sql_name(def->relation));
+		return sql.data;
+	}
+
+	appendStringInfo(&sql,
+					 "SELECT t.%s::text, t.%s::text, l.labels"
+					 " FROM %s t LEFT JOIN"
+					 " (SELECT %s AS item, array_agg(%s::text ORDER BY %s::text) AS labels"
+					 "  FROM %s WHERE %s IS NOT NULL GROUP BY %s) l"
+					 " ON l.item = t.%s",
+					 id, doc, hl_relation_sql_name(def->relation),
+					 quote_identifier(def->labels_id_column), label, label,
+					 hl_relation_sql_name(def->labels_relation), label,
+					 quote_identifier(def->labels_id_column), id);
+	return sql.data;
+}
+
+char *
+hl_source_unlabelled_query(const HlModelDef *def)
+{
+	StringInfoData sql;
+	const char *id = quote_identifier(def->id_column);
+	const char *doc = quote_identifier(def->text_column);
+	const char *label = quote_identifier(def->label_column);
+
+	initStringInfo(&sql);
+	if (!OidIsValid(def->labels_relation))
+	{
+		appendStringInfo(&sql, "SELECT t.%s::text, t.%s::text FROM %s t WHERE t.%s IS NULL",
+						 id, doc, hl_relation_sql_name(def->relation), label);
+		return sql.data;
+	}
+
+	appendStringInfo(&sql,
+					 "SELECT t.%s::text, t.%s::text FROM %s t"
+					 " WHERE NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = t.%s AND l.%s IS NOT NULL)",
+					 id, doc, hl_relation_sql_name(def->relation),
+					 hl_relation_sql_name(def->labels_relation),
+					 quote_identifier(def->labels_id_column), id, label);
+	return sql.data;
+}

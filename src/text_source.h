@@ -1,0 +1,34 @@
+/*
+ * text_source.h
+ *		Where a model's texts and labels live: validation of the relations and
+ *		columns, and the queries that read them.
+ */
+#ifndef HL_TEXT_SOURCE_H
+#define HL_TEXT_SOURCE_H
+
+#include "humanloop.h"
+
+/*
+ * Fill in and check a new model definition: relations exist and are
+ * readable kinds, columns exist with types readable as text, and the id
+ * column defaults to the single-column primary key.
+ */
+extern void hl_source_prepare(HlModelDef *def);
+
+/*
+ * Check that a stored definition still matches its relations, which may
+ * have been dropped or altered since the model was created.
+ */
+extern void hl_source_check(const HlModelDef *def);
+
+/*
+ * Query returning (id text, doc text, labels text[]) for every row of the
+ * model's relation; labels is NULL for an unlabelled row, and otherwise
+ * lists every label given to the row.
+ */
+extern char *hl_source_training_query(const HlModelDef *def);
+
+/* Query returning (id text, doc text) for every unlabelled row. */
+extern char *hl_source_unlabelled_query(const HlModelDef *def);
+
+#endif							/* HL_TEXT_SOURCE_H */
