@@ -57,12 +57,13 @@
  * signal that a row has words no labelled row had.
  *
  * Limits: the solve keeps 2 * m + 4 vectors of (active columns + 1) x K'
- * floats, K' = n_classes rounded up to a multiple of 8; m shrinks from 7 to
+ * floats, K' = n_classes rounded up to a multiple of 8; m shrinks from 5 to
  * 3 for large problems (see lbfgs_memory).  No threads, no global state.
  */
 #include "model_classifier.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,11 +79,11 @@ typedef float block_t __attribute__((vector_size(BLOCK * sizeof(float)), may_ali
 
 /*
  * The sparse kernels are compiled twice on x86-64 Linux with GCC: for
- * Haswell and later (AVX2 and FMA, one instruction per block) and for the
+ * x86-64-v3 (AVX2 and FMA, one instruction per block) and for the
  * baseline, picked at load time by an ifunc.  Elsewhere only the baseline.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define HL_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define HL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define HL_SIMD_CLONES
 #endif
@@ -98,10 +99,10 @@ typedef float block_t __attribute__((vector_size(BLOCK * sizeof(float)), may_ali
 #define MIN_HELDOUT_ROWS 10
 
 /* Lambda path, strong to weak; each point gets at most PATH_ITERATIONS. */
-static const double lambda_path[] = {3.0, 1.0, 0.3, 0.1, 0.03, 0.01};
+static const double lambda_path[] = {1.0, 0.3, 0.1, 0.03, 0.01, 0.003};
 
 #define N_LAMBDAS (sizeof(lambda_path) / sizeof(lambda_path[0]))
-#define PATH_ITERATIONS 40
+#define PATH_ITERATIONS 20
 
 /* Predictive samples; the second half negates the first (antithetic). */
 #define N_SAMPLES 16
@@ -127,6 +128,7 @@ typedef struct Problem
 	const float *value;
 	const int32_t *label;
 	float	   *weight;			/* row weights, materialised */
+	float	   *class_mask;		/* kp entries: 1 for classes with rows, else 0 */
 } Problem;
 
 /* A set of rows with their total weight. */
@@ -223,19 +225,44 @@ entropy(const float *p, uint32_t k)
 	return h;
 }
 
+/* Nonzeros ahead whose parameter rows are prefetched. */
+#define PREFETCH_DISTANCE 4
+
+/*
+ * Prefetch the kp floats of row col of a parameter matrix.  The rows are
+ * scattered over megabytes, so without this every nonzero waits for main
+ * memory or L3.
+ */
+static inline void
+prefetch_row(const float *base, uint32_t col, uint32_t kp, int for_write)
+{
+	const char *row = (const char *) (base + (size_t) col * kp);
+
+	for (size_t off = 0; off < kp * sizeof(float); off += 64)
+	{
+		if (for_write)
+			__builtin_prefetch(row + off, 1, 3);
+		else
+			__builtin_prefetch(row + off, 0, 3);
+	}
+}
+
 /* z = bias + sum over the nonzeros of row i of x_j W_j (padded stride). */
 static inline void
 row_logits(const Problem *pr, uint32_t i, const float *theta, float *z)
 {
 	const float *bias = theta + (size_t) pr->n_active * pr->kp;
 	uint32_t	kp = pr->kp;
+	uint64_t	end = pr->row_start[i + 1];
 
 	memcpy(z, bias, kp * sizeof(float));
-	for (uint64_t e = pr->row_start[i]; e < pr->row_start[i + 1]; e++)
+	for (uint64_t e = pr->row_start[i]; e < end; e++)
 	{
 		const float *w = theta + (size_t) pr->col[e] * kp;
 		float		v = pr->value[e];
 
+		if (e + PREFETCH_DISTANCE < end)
+			prefetch_row(theta, pr->col[e + PREFETCH_DISTANCE], kp, 0);
 		for (uint32_t c = 0; c < kp; c += BLOCK)
 			*(block_t *) (z + c) += v * *(const block_t *) (w + c);
 	}
@@ -283,11 +310,17 @@ objective(const Problem *pr, const RowSet *set, double lambda,
 			p[c] = 0.0f;
 
 		for (uint32_t c = 0; c < kp; c += BLOCK)
+		{
 			*(block_t *) (gbias + c) += *(block_t *) (p + c);
+			*(block_t *) (p + c) *= *(const block_t *) (pr->class_mask + c);
+		}
 		for (uint64_t e = pr->row_start[i]; e < pr->row_start[i + 1]; e++)
 		{
 			float	   *g = grad + (size_t) pr->col[e] * kp;
 			float		v = pr->value[e];
+
+			if (e + PREFETCH_DISTANCE < pr->row_start[i + 1])
+				prefetch_row(grad, pr->col[e + PREFETCH_DISTANCE], kp, 1);
 
 			for (uint32_t c = 0; c < kp; c += BLOCK)
 				*(block_t *) (g + c) += v * *(block_t *) (p + c);
@@ -314,8 +347,8 @@ lbfgs_memory(size_t n_params)
 	size_t		pair_bytes = 2 * n_params * sizeof(float);
 	size_t		m = ((size_t) 256 << 20) / (pair_bytes + 1);
 
-	if (m > 7)
-		m = 7;
+	if (m > 5)
+		m = 5;
 	if (m < 3)
 		m = 3;
 	return (int) m;
@@ -503,9 +536,6 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 			cblas_scopy((int) n, theta, 1, xnew, 1);
 			cblas_saxpy((int) n, (float) step, d, 1, xnew, 1);
 			fnew = objective(pr, set, lambda, xnew, gnew, st->z, st->p);
-#ifdef HL_DEBUG_FIT
-			fprintf(stderr, "  iter %u ls %d step %g f %.6f\n", iter, ls, step, fnew);
-#endif
 			if (fnew <= f + 1e-4 * step * dg)
 			{
 				accepted = true;
@@ -554,9 +584,6 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 	}
 
 	*f_out = f;
-#ifdef HL_DEBUG_FIT
-	fprintf(stderr, "lbfgs lambda %g rows %u: %u iterations, f %.6f\n", lambda, set->n, iter, f);
-#endif
 	return iter;
 }
 
@@ -725,8 +752,9 @@ heldout_nll(const HeldOut *ho, double t, double c, double *accuracy,
 
 /*
  * Return the temperature in [T_MIN, T_MAX] minimising the held-out NLL at
- * variance scale c (golden-section search on ln T; the NLL is unimodal in
- * T for fixed logits).
+ * variance scale c by golden-section search on ln T.  At c = 0 the NLL is
+ * convex in 1 / T, so the search finds the minimum; at c > 0 it may stop
+ * at a local one.
  */
 static double
 fit_temperature(const HeldOut *ho, double c, int evaluations, float *p,
@@ -798,7 +826,7 @@ compare_split_items(const void *a, const void *b)
 	return x->key < y->key ? -1 : (x->key > y->key);
 }
 
-/* qsort order of row indices by their group (with a global for the groups). */
+/* A row and its group, sorted to gather the rows of each item. */
 typedef struct RowGroup
 {
 	uint32_t	group;
@@ -967,11 +995,20 @@ hl_classifier_free(HlClassifier *model)
 }
 
 /* Write a message to errbuf (may be NULL) and return -1. */
+static int	fit_error(char *errbuf, size_t errlen, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
 static int
-fit_error(char *errbuf, size_t errlen, const char *fmt, long long a, long long b)
+fit_error(char *errbuf, size_t errlen, const char *fmt,...)
 {
 	if (errbuf != NULL && errlen > 0)
-		snprintf(errbuf, errlen, fmt, a, b);
+	{
+		va_list		args;
+
+		va_start(args, fmt);
+		vsnprintf(errbuf, errlen, fmt, args);
+		va_end(args);
+	}
 	return -1;
 }
 
@@ -981,41 +1018,59 @@ check_dataset(const HlDataset *data, const HlClassifier *model, char *errbuf,
 			  size_t errlen)
 {
 	if (data->n_classes < 2)
-		return fit_error(errbuf, errlen,
-						 "n_classes must be at least 2, not %lld%.0lld",
-						 data->n_classes, 0);
+		return fit_error(errbuf, errlen, "n_classes must be at least 2, not %u",
+						 data->n_classes);
 	if (model->dim != data->dim || model->n_classes != data->n_classes)
 		return fit_error(errbuf, errlen,
-						 "model shape does not match the data (model dim %lld, data dim %lld)",
-						 model->dim, data->dim);
+						 "model shape %u x %u does not match the data shape %u x %u",
+						 model->dim, model->n_classes, data->dim, data->n_classes);
 	if (data->n_rows > 0 && data->row_start[0] != 0)
-		return fit_error(errbuf, errlen, "row_start[0] must be 0, not %lld%.0lld",
-						 (long long) data->row_start[0], 0);
+		return fit_error(errbuf, errlen, "row_start[0] must be 0, not %llu",
+						 (unsigned long long) data->row_start[0]);
 	for (uint32_t i = 0; i < data->n_rows; i++)
 	{
 		if (data->row_start[i + 1] < data->row_start[i])
-			return fit_error(errbuf, errlen, "row_start decreases at row %lld%.0lld",
-							 i, 0);
+			return fit_error(errbuf, errlen, "row_start decreases at row %u", i);
 		if (data->label[i] < 0 || (uint32_t) data->label[i] >= data->n_classes)
-			return fit_error(errbuf, errlen, "label %lld of row %lld is out of range",
-							 data->label[i], i);
+			return fit_error(errbuf, errlen,
+							 "label %d of row %u is out of range 0 .. %u",
+							 data->label[i], i, data->n_classes - 1);
 		if (data->weight &&
 			!(data->weight[i] >= 0.0f && isfinite(data->weight[i])))
 			return fit_error(errbuf, errlen,
-							 "weight of row %lld must be finite and not negative%.0lld",
-							 i, 0);
+							 "weight %g of row %u must be finite and not negative",
+							 data->weight[i], i);
 		for (uint64_t e = data->row_start[i]; e < data->row_start[i + 1]; e++)
 		{
 			if (data->index[e] >= data->dim)
 				return fit_error(errbuf, errlen,
-								 "feature index %lld of row %lld is out of range",
-								 data->index[e], i);
+								 "feature index %u of row %u is out of range 0 .. %u",
+								 data->index[e], i, data->dim - 1);
 			if (!isfinite(data->value[e]))
 				return fit_error(errbuf, errlen,
-								 "feature value of row %lld is not finite%.0lld", i, 0);
+								 "feature value of row %u is not finite", i);
 		}
 	}
 	return 0;
+}
+
+/* A column and its number of nonzeros, for ordering the compact columns. */
+typedef struct ColumnCount
+{
+	uint32_t	col;
+	uint32_t	count;
+} ColumnCount;
+
+/* qsort order: more nonzeros first, then by column. */
+static int
+compare_column_counts(const void *a, const void *b)
+{
+	const ColumnCount *x = a;
+	const ColumnCount *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return x->col < y->col ? -1 : (x->col > y->col);
 }
 
 /* Copy the compact solution theta and precision into the model's full layout. */
@@ -1061,7 +1116,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	RowSet		train = {0};
 	RowSet		test = {0};
 	HeldOut		ho = {0};
-	AlignedFloats a_theta, a_best, a_prec, a_z, a_p, a_q;
+	AlignedFloats a_theta, a_best, a_prec, a_z, a_p, a_q, a_mask;
 	float	   *theta;
 	float	   *best_theta;
 	float	   *prec;
@@ -1085,20 +1140,36 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	max_iter = opts.max_iterations > 0 ? opts.max_iterations : DEFAULT_MAX_ITERATIONS;
 	tol = opts.tolerance > 0.0 ? opts.tolerance : DEFAULT_TOLERANCE;
 
-	/* Compact the columns that occur in the data. */
+	/*
+	 * Compact the columns that occur in the data, most frequent first: the
+	 * few columns that carry most nonzeros then share cache lines and pages.
+	 */
 	nnz = n > 0 ? data->row_start[n] : 0;
-	col_map = hl_alloc_array(data->dim, sizeof(uint32_t));
+	col_map = hl_alloc_array(data->dim > 0 ? data->dim : 1, sizeof(uint32_t));
 	pr.n_active = 0;
 	for (uint64_t e = 0; e < nnz; e++)
-		col_map[data->index[e]] = 1;
+		col_map[data->index[e]]++;
 	active_cols = hl_alloc_array(data->dim > 0 ? data->dim : 1, sizeof(uint32_t));
-	for (uint32_t j = 0; j < data->dim; j++)
 	{
-		if (col_map[j])
+		ColumnCount *order = hl_alloc_array(data->dim > 0 ? data->dim : 1,
+											sizeof(ColumnCount));
+
+		for (uint32_t j = 0; j < data->dim; j++)
 		{
-			active_cols[pr.n_active] = j;
-			col_map[j] = pr.n_active++;
+			if (col_map[j] > 0)
+			{
+				order[pr.n_active].col = j;
+				order[pr.n_active].count = col_map[j];
+				pr.n_active++;
+			}
 		}
+		qsort(order, pr.n_active, sizeof(ColumnCount), compare_column_counts);
+		for (uint32_t a = 0; a < pr.n_active; a++)
+		{
+			active_cols[a] = order[a].col;
+			col_map[order[a].col] = a;
+		}
+		hl_free(order);
 	}
 	pr.n_rows = n;
 	pr.k = data->n_classes;
@@ -1113,6 +1184,16 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	pr.weight = hl_alloc_array(n > 0 ? n : 1, sizeof(float));
 	for (uint32_t i = 0; i < n; i++)
 		pr.weight[i] = data->weight ? data->weight[i] : 1.0f;
+
+	/*
+	 * Weights of a class without rows (of positive weight) get no data
+	 * gradient, so they stay at the prior mean 0.  Its bias is still fitted
+	 * and gives it a small probability everywhere.
+	 */
+	pr.class_mask = aligned_floats(&a_mask, pr.kp);
+	for (uint32_t i = 0; i < n; i++)
+		if (pr.weight[i] > 0.0f)
+			pr.class_mask[pr.label[i]] = 1.0f;
 
 	theta = aligned_floats(&a_theta, pr.n_params);
 	best_theta = aligned_floats(&a_best, pr.n_params);
@@ -1308,6 +1389,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	hl_free(a_z.raw);
 	hl_free(a_p.raw);
 	hl_free(a_q.raw);
+	hl_free(a_mask.raw);
 	return 0;
 }
 

@@ -1,0 +1,674 @@
+/*
+ * core_test.c
+ *		Unit tests of the numeric core: tokeniser, lower-casing, hashed
+ *		features, TF-IDF and the Bayesian classifier.  No server needed.
+ *
+ * Run with "make check-core".  Prints one line per failed check and a last
+ * line "N passed, M failed"; the exit status is 1 when any check failed.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "features.h"
+#include "hl_alloc.h"
+#include "model_classifier.h"
+#include "tokenize.h"
+
+static int	n_passed = 0;
+static int	n_failed = 0;
+
+#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
+
+/* Count a check and print it when it failed. */
+static void
+check(int ok, const char *what, const char *file, int line)
+{
+	if (ok)
+		n_passed++;
+	else
+	{
+		n_failed++;
+		printf("FAILED %s:%d: %s\n", file, line, what);
+	}
+}
+
+static void
+test_tokenize_ascii_offsets(void)
+{
+	const char *text = "Hello, world 42!";
+	HlToken		tok[8];
+	uint32_t	n = hl_tokenize(text, strlen(text), tok, 8);
+
+	CHECK(n == 3);
+	CHECK(tok[0].byte_start == 0 && tok[0].byte_end == 5);
+	CHECK(tok[1].byte_start == 7 && tok[1].byte_end == 12);
+	CHECK(tok[2].byte_start == 13 && tok[2].byte_end == 15);
+	CHECK(tok[2].char_start == 13 && tok[2].char_end == 15);
+}
+
+static void
+test_tokenize_utf8_offsets(void)
+{
+	/* "wörld café": ö and é are two bytes each. */
+	const char *text = "w\xc3\xb6rld caf\xc3\xa9";
+	HlToken		tok[4];
+	uint32_t	n = hl_tokenize(text, strlen(text), tok, 4);
+
+	CHECK(n == 2);
+	CHECK(tok[0].byte_start == 0 && tok[0].byte_end == 6);
+	CHECK(tok[0].char_start == 0 && tok[0].char_end == 5);
+	CHECK(tok[1].byte_start == 7 && tok[1].byte_end == 12);
+	CHECK(tok[1].char_start == 6 && tok[1].char_end == 10);
+}
+
+static void
+test_tokenize_separators(void)
+{
+	HlToken		tok[4];
+
+	/* Em dash U+2014, no-break space U+00A0, ideographic full stop U+3002. */
+	CHECK(hl_tokenize("a\xe2\x80\x94" "b", 5, tok, 4) == 2);
+	CHECK(hl_tokenize("a\xc2\xa0" "b", 4, tok, 4) == 2);
+	CHECK(hl_tokenize("\xe6\x97\xa5\xe6\x9c\xac\xe3\x80\x82", 9, tok, 4) == 1);
+	CHECK(tok[0].char_start == 0 && tok[0].char_end == 2);
+
+	/* Emoji (4 bytes) count as letters. */
+	CHECK(hl_tokenize("\xf0\x9f\x98\x80", 4, tok, 4) == 1);
+	CHECK(hl_tokenize("", 0, tok, 4) == 0);
+	CHECK(hl_tokenize(" ,.!? ", 6, tok, 4) == 0);
+}
+
+static void
+test_tokenize_invalid_bytes(void)
+{
+	HlToken		tok[4];
+
+	/* A stray 0xFF byte separates and counts as one character. */
+	CHECK(hl_tokenize("ab\xff" "cd", 5, tok, 4) == 2);
+	CHECK(tok[1].byte_start == 3 && tok[1].char_start == 3 && tok[1].char_end == 5);
+
+	/* Overlong '/' (C0 AF), a surrogate (ED A0 80), a truncated sequence. */
+	CHECK(hl_tokenize("a\xc0\xaf" "b", 4, tok, 4) == 2);
+	CHECK(tok[1].char_start == 3);
+	CHECK(hl_tokenize("a\xed\xa0\x80" "b", 5, tok, 4) == 2);
+	CHECK(hl_tokenize("ab\xc3", 3, tok, 4) == 1);
+	CHECK(tok[0].byte_end == 2);
+}
+
+static void
+test_tokenize_max_tokens(void)
+{
+	HlToken		tok[2];
+
+	/* Returns the full count but writes only max_tokens. */
+	CHECK(hl_tokenize("a b c d", 7, tok, 2) == 4);
+	CHECK(tok[1].byte_start == 2);
+	CHECK(hl_tokenize("a b c d", 7, NULL, 0) == 4);
+}
+
+/* Return whether lower-casing in gives exactly expected. */
+static int
+lowers_to(const char *in, const char *expected)
+{
+	char		out[64];
+	size_t		n = hl_lower_utf8(in, strlen(in), out);
+
+	return n == strlen(expected) && memcmp(out, expected, n) == 0;
+}
+
+static void
+test_lower_scripts(void)
+{
+	CHECK(lowers_to("Hello WORLD 42", "hello world 42"));
+	/* Latin-1: À É Î Ø Þ; × is not a letter and stays. */
+	CHECK(lowers_to("\xc3\x80\xc3\x89\xc3\x8e\xc3\x98\xc3\x9e\xc3\x97",
+					"\xc3\xa0\xc3\xa9\xc3\xae\xc3\xb8\xc3\xbe\xc3\x97"));
+	/* Latin Extended-A: Ł Ś Ž, Ÿ to ÿ, İ to i (shorter). */
+	CHECK(lowers_to("\xc5\x81\xc5\x9a\xc5\xbd", "\xc5\x82\xc5\x9b\xc5\xbe"));
+	CHECK(lowers_to("\xc5\xb8", "\xc3\xbf"));
+	CHECK(lowers_to("\xc4\xb0" "X", "ix"));
+	/* Greek: Α Σ Ω and accented Ά. */
+	CHECK(lowers_to("\xce\x91\xce\xa3\xce\xa9\xce\x86",
+					"\xce\xb1\xcf\x83\xcf\x89\xce\xac"));
+	/* Cyrillic: П Я Ё Ѣ. */
+	CHECK(lowers_to("\xd0\x9f\xd0\xaf\xd0\x81\xd1\xa2",
+					"\xd0\xbf\xd1\x8f\xd1\x91\xd1\xa3"));
+	/* Invalid bytes and 3-byte characters pass through unchanged. */
+	CHECK(lowers_to("A\xff\xe6\x97\xa5", "a\xff\xe6\x97\xa5"));
+}
+
+/* Featurise text with config into vec (counts only). */
+static void
+featurize(const HlFeatureConfig *config, const char *text, HlSparseVec *vec)
+{
+	HlFeaturizer *f = hl_featurizer_create(config);
+
+	hl_featurize_counts(f, text, strlen(text), vec);
+	hl_featurizer_destroy(f);
+}
+
+/* Return whether vec has strictly increasing indices below dim. */
+static int
+strictly_increasing(const HlSparseVec *vec, uint32_t dim)
+{
+	for (uint32_t i = 0; i < vec->nnz; i++)
+	{
+		if (vec->index[i] >= dim)
+			return 0;
+		if (i > 0 && vec->index[i] <= vec->index[i - 1])
+			return 0;
+	}
+	return 1;
+}
+
+static void
+test_features_deterministic(void)
+{
+	HlFeatureConfig config;
+	HlSparseVec a;
+	HlSparseVec b;
+	HlFeaturizer *f;
+	const char *text = "I lost my card, please block my card!";
+	float		total = 0.0f;
+
+	hl_feature_config_default(&config);
+	CHECK(hl_feature_config_check(&config) == NULL);
+	hl_sparse_init(&a);
+	hl_sparse_init(&b);
+	featurize(&config, text, &a);
+
+	/* A second featuriser, used twice, gives the same vector. */
+	f = hl_featurizer_create(&config);
+	hl_featurize_counts(f, "something else entirely", 23, &b);
+	hl_featurize_counts(f, text, strlen(text), &b);
+	hl_featurizer_destroy(f);
+	CHECK(a.nnz == b.nnz);
+	CHECK(a.nnz > 0 && memcmp(a.index, b.index, a.nnz * sizeof(uint32_t)) == 0);
+	CHECK(a.nnz > 0 && memcmp(a.value, b.value, a.nnz * sizeof(float)) == 0);
+	CHECK(strictly_increasing(&a, 1u << config.hash_bits));
+
+	/* Upper-case and punctuation do not change the features. */
+	featurize(&config, "i LOST my card please block MY card", &b);
+	CHECK(a.nnz == b.nnz);
+	CHECK(a.nnz > 0 && memcmp(a.index, b.index, a.nnz * sizeof(uint32_t)) == 0);
+
+	/* Words only: 8 unigrams and 7 bigrams, with "my" and "card" twice. */
+	config.char_ngram_min = 0;
+	config.char_ngram_max = 0;
+	featurize(&config, text, &a);
+	for (uint32_t i = 0; i < a.nnz; i++)
+		total += a.value[i];
+	CHECK(total == 15.0f);
+	CHECK(a.nnz <= 13);
+
+	hl_sparse_free(&a);
+	hl_sparse_free(&b);
+}
+
+static void
+test_features_empty_text(void)
+{
+	HlFeatureConfig config;
+	HlSparseVec v;
+
+	hl_feature_config_default(&config);
+	hl_sparse_init(&v);
+	featurize(&config, "", &v);
+	CHECK(v.nnz == 0);
+	featurize(&config, " ?! ... \xff", &v);
+	CHECK(v.nnz == 0);
+	hl_sparse_free(&v);
+}
+
+static void
+test_feature_config_check(void)
+{
+	HlFeatureConfig config;
+
+	hl_feature_config_default(&config);
+	config.hash_bits = 9;
+	CHECK(hl_feature_config_check(&config) != NULL);
+	config.hash_bits = 23;
+	CHECK(hl_feature_config_check(&config) != NULL);
+	hl_feature_config_default(&config);
+	config.char_ngram_min = 4;
+	config.char_ngram_max = 3;
+	CHECK(hl_feature_config_check(&config) != NULL);
+	config.char_ngram_min = 0;
+	config.char_ngram_max = 0;
+	config.word_ngram_max = 0;
+	CHECK(hl_feature_config_check(&config) != NULL);
+	config.word_ngram_max = 1;
+	CHECK(hl_feature_config_check(&config) == NULL);
+}
+
+static void
+test_tfidf(void)
+{
+	uint32_t	df[4] = {0, 1, 3, 0};
+	float		idf[4];
+	uint32_t	index[2] = {1, 2};
+	float		value[2] = {1.0f, (float) M_E};
+	HlSparseVec v = {2, 2, index, value};
+	HlSparseVec empty = {0, 0, NULL, NULL};
+
+	/* idf = ln((1 + n) / (1 + df)) + 1 with n = 3. */
+	hl_idf_from_df(df, 3, 4, idf);
+	CHECK(fabsf(idf[0] - (logf(4.0f) + 1.0f)) < 1e-6f);
+	CHECK(fabsf(idf[1] - (logf(2.0f) + 1.0f)) < 1e-6f);
+	CHECK(fabsf(idf[2] - 1.0f) < 1e-6f);
+
+	/* tf 1 and e give 1 and 2 before idf; then L2 norm 1. */
+	idf[1] = 1.0f;
+	idf[2] = 1.0f;
+	hl_tfidf_apply(idf, &v);
+	CHECK(fabsf(v.value[0] - 1.0f / sqrtf(5.0f)) < 1e-5f);
+	CHECK(fabsf(v.value[1] - 2.0f / sqrtf(5.0f)) < 1e-5f);
+	CHECK(fabsf(v.value[0] * v.value[0] + v.value[1] * v.value[1] - 1.0f) < 1e-5f);
+
+	/* An empty vector stays empty. */
+	hl_tfidf_apply(idf, &empty);
+	CHECK(empty.nnz == 0);
+
+	/* df counts each bucket once per document. */
+	memset(df, 0, sizeof(df));
+	hl_df_accumulate(df, &v);
+	hl_df_accumulate(df, &v);
+	CHECK(df[1] == 2 && df[2] == 2 && df[0] == 0);
+}
+
+/* A small labelled corpus turned into TF-IDF rows. */
+typedef struct Corpus
+{
+	HlFeatureConfig config;
+	HlFeaturizer *featurizer;
+	float	   *idf;
+	HlDataset	data;
+	uint64_t   *row_start;
+	uint32_t   *index;
+	float	   *value;
+	int32_t    *label;
+} Corpus;
+
+/* Featurise texts with idf from the same texts; labels as given. */
+static void
+corpus_build(Corpus *c, const char *const *texts, const int32_t *labels,
+			 uint32_t n, uint32_t n_classes)
+{
+	HlSparseVec *vecs = calloc(n, sizeof(HlSparseVec));
+	uint32_t	dim;
+	uint32_t   *df;
+	uint64_t	nnz = 0;
+
+	hl_feature_config_default(&c->config);
+	c->config.hash_bits = 12;
+	dim = 1u << c->config.hash_bits;
+	c->featurizer = hl_featurizer_create(&c->config);
+	df = calloc(dim, sizeof(uint32_t));
+	c->idf = calloc(dim, sizeof(float));
+	for (uint32_t i = 0; i < n; i++)
+	{
+		hl_sparse_init(&vecs[i]);
+		hl_featurize_counts(c->featurizer, texts[i], strlen(texts[i]), &vecs[i]);
+		hl_df_accumulate(df, &vecs[i]);
+		nnz += vecs[i].nnz;
+	}
+	hl_idf_from_df(df, n, dim, c->idf);
+
+	c->row_start = calloc(n + 1, sizeof(uint64_t));
+	c->index = calloc(nnz + 1, sizeof(uint32_t));
+	c->value = calloc(nnz + 1, sizeof(float));
+	c->label = calloc(n + 1, sizeof(int32_t));
+	for (uint32_t i = 0; i < n; i++)
+	{
+		hl_tfidf_apply(c->idf, &vecs[i]);
+		c->row_start[i + 1] = c->row_start[i] + vecs[i].nnz;
+		memcpy(c->index + c->row_start[i], vecs[i].index, vecs[i].nnz * sizeof(uint32_t));
+		memcpy(c->value + c->row_start[i], vecs[i].value, vecs[i].nnz * sizeof(float));
+		c->label[i] = labels[i];
+		hl_sparse_free(&vecs[i]);
+	}
+	free(vecs);
+	free(df);
+
+	c->data.n_rows = n;
+	c->data.dim = dim;
+	c->data.n_classes = n_classes;
+	c->data.row_start = c->row_start;
+	c->data.index = c->index;
+	c->data.value = c->value;
+	c->data.label = c->label;
+	c->data.weight = NULL;
+	c->data.group = NULL;
+}
+
+static void
+corpus_free(Corpus *c)
+{
+	hl_featurizer_destroy(c->featurizer);
+	free(c->idf);
+	free(c->row_start);
+	free(c->index);
+	free(c->value);
+	free(c->label);
+}
+
+/* Predict text with model and corpus features. */
+static void
+predict_text(const Corpus *c, const HlClassifier *model, const char *text,
+			 float *proba, HlPrediction *pred)
+{
+	HlSparseVec x;
+	float	   *ws = calloc(hl_classifier_workspace_size(model), sizeof(float));
+
+	hl_sparse_init(&x);
+	hl_featurize_counts(c->featurizer, text, strlen(text), &x);
+	hl_tfidf_apply(c->idf, &x);
+	hl_classifier_predict(model, &x, proba, pred, ws);
+	hl_sparse_free(&x);
+	free(ws);
+}
+
+static const char *const separable_texts[] = {
+	"refund my money please", "I want a refund", "money back refund now",
+	"please refund the charge", "refund refund money",
+	"my card is lost", "lost card stolen", "card stolen help",
+	"I lost my card yesterday", "stolen card block it",
+};
+static const int32_t separable_labels[] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+
+static void
+test_fit_separable_and_empty_class(void)
+{
+	Corpus		c;
+	HlClassifier model;
+	HlFitOptions options;
+	HlFitReport report;
+	HlPrediction pred;
+	HlPrediction pred_seen;
+	HlPrediction pred_unseen;
+	float		proba[3];
+	char		err[128];
+	float		max_abs = 0.0f;
+
+	/* Three classes, class 2 has no rows. */
+	corpus_build(&c, separable_texts, separable_labels, 10, 3);
+	hl_classifier_alloc(&model, c.data.dim, 3);
+	hl_fit_options_default(&options);
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
+	CHECK(report.train_accuracy == 1.0);
+	CHECK(report.heldout_rows == 0);
+	CHECK(isnan(report.heldout_nll));
+	CHECK(isnan(report.heldout_accuracy));
+	CHECK(report.iterations > 0);
+	CHECK(report.prior_precision > 0.0);
+	CHECK(report.temperature == 1.0);
+
+	/* Weights of the empty class stay at the prior mean 0. */
+	for (uint32_t j = 0; j < model.dim; j++)
+		max_abs = fmaxf(max_abs, fabsf(model.mean[(size_t) j * 3 + 2]));
+	CHECK(max_abs == 0.0f);
+
+	predict_text(&c, &model, "refund my money", proba, &pred);
+	CHECK(pred.label == 0);
+	CHECK(proba[2] < proba[0]);
+	CHECK(fabsf(proba[0] + proba[1] + proba[2] - 1.0f) < 1e-4f);
+	predict_text(&c, &model, "card stolen", proba, &pred);
+	CHECK(pred.label == 1);
+
+	/* Words no labelled row had give a larger mutual information. */
+	predict_text(&c, &model, "refund money refund", proba, &pred_seen);
+	predict_text(&c, &model, "zebra xylophone quokka", proba, &pred_unseen);
+	CHECK(pred_unseen.mutual_information > pred_seen.mutual_information);
+	CHECK(pred_unseen.entropy > pred_seen.entropy);
+
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_predict_empty_vector(void)
+{
+	Corpus		c;
+	HlClassifier model;
+	HlFitReport report;
+	HlPrediction pred;
+	HlSparseVec x = {0, 0, NULL, NULL};
+	float		proba[3];
+	float	   *ws;
+	char		err[128];
+
+	corpus_build(&c, separable_texts, separable_labels, 10, 3);
+	hl_classifier_alloc(&model, c.data.dim, 3);
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+	ws = calloc(hl_classifier_workspace_size(&model), sizeof(float));
+	hl_classifier_predict(&model, &x, proba, &pred, ws);
+	CHECK(!isnan(pred.probability) && pred.probability > 0.0f && pred.probability <= 1.0f);
+	CHECK(!isnan(pred.entropy) && !isnan(pred.mutual_information));
+	CHECK(fabsf(proba[0] + proba[1] + proba[2] - 1.0f) < 1e-4f);
+
+	/* Predicting without a proba array also works. */
+	hl_classifier_predict(&model, &x, NULL, &pred, ws);
+	CHECK(pred.label >= 0 && pred.label < 3);
+	free(ws);
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_one_class_with_phantom(void)
+{
+	static const char *const texts[] = {
+		"refund my money please", "I want a refund", "money back refund now",
+		"please refund the charge", "refund refund money",
+	};
+	static const int32_t labels[] = {0, 0, 0, 0, 0};
+	Corpus		c;
+	HlClassifier model;
+	HlFitReport report;
+	HlPrediction seen;
+	HlPrediction unseen;
+	float		proba[2];
+	char		err[128];
+
+	/* The caller adds class 1 as a phantom without rows. */
+	corpus_build(&c, texts, labels, 5, 2);
+	hl_classifier_alloc(&model, c.data.dim, 2);
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+
+	predict_text(&c, &model, "refund my money", proba, &seen);
+	CHECK(seen.label == 0);
+	CHECK(proba[0] < 1.0f);
+	CHECK(proba[0] > 0.5f);
+	predict_text(&c, &model, "zebra xylophone quokka", proba, &unseen);
+	CHECK(proba[0] < 1.0f);
+	CHECK(unseen.mutual_information > 1e-3f);
+	CHECK(unseen.mutual_information > seen.mutual_information);
+
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_fit_tiny_row_counts(void)
+{
+	Corpus		c;
+	HlClassifier model;
+	HlFitReport report;
+	HlPrediction pred;
+	float		proba[2];
+	char		err[128];
+
+	/* 1, 2 and 5 rows all fit and predict finite values. */
+	for (uint32_t n = 1; n <= 5; n += (n == 2 ? 3 : 1))
+	{
+		corpus_build(&c, separable_texts + 3, separable_labels + 3, n, 2);
+		hl_classifier_alloc(&model, c.data.dim, 2);
+		CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+		predict_text(&c, &model, "refund card", proba, &pred);
+		CHECK(!isnan(proba[0]) && !isnan(proba[1]));
+		CHECK(!isnan(pred.mutual_information));
+		CHECK(report.heldout_rows == 0);
+		hl_classifier_free(&model);
+		corpus_free(&c);
+	}
+
+	/* No rows at all: the prior, uniform prediction. */
+	corpus_build(&c, separable_texts, separable_labels, 0, 2);
+	hl_classifier_alloc(&model, c.data.dim, 2);
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+	predict_text(&c, &model, "refund", proba, &pred);
+	CHECK(fabsf(proba[0] - 0.5f) < 1e-4f);
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_fit_rejects_bad_input(void)
+{
+	Corpus		c;
+	HlClassifier model;
+	HlFitReport report;
+	char		err[128] = "";
+	float		weight[10];
+
+	corpus_build(&c, separable_texts, separable_labels, 10, 2);
+	hl_classifier_alloc(&model, c.data.dim, 2);
+
+	c.label[3] = 2;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "label 2 of row 3") != NULL);
+	c.label[3] = -1;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	c.label[3] = 0;
+
+	for (int i = 0; i < 10; i++)
+		weight[i] = 1.0f;
+	weight[4] = -1.0f;
+	c.data.weight = weight;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "weight") != NULL);
+	weight[4] = NAN;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+
+	/* Weight 0 drops a row; the rest still fits. */
+	weight[4] = 0.0f;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+	c.data.weight = NULL;
+
+	c.index[0] = c.data.dim;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "feature index") != NULL);
+	hl_classifier_free(&model);
+
+	/* Shape mismatch and a single class. */
+	hl_classifier_alloc(&model, c.data.dim, 3);
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	hl_classifier_free(&model);
+	c.data.n_classes = 1;
+	hl_classifier_alloc(&model, c.data.dim, 1);
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "n_classes") != NULL);
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_fit_heldout_split_with_groups(void)
+{
+	static const char *const words[4][3] = {
+		{"refund", "money", "charge"},
+		{"card", "lost", "stolen"},
+		{"transfer", "account", "bank"},
+		{"pin", "code", "locked"},
+	};
+	enum
+	{
+		N = 120
+	};
+	const char *texts[N];
+	char		buf[N][64];
+	int32_t		labels[N];
+	uint32_t	group[N];
+	Corpus		c;
+	HlClassifier model;
+	HlFitOptions options;
+	HlFitReport report;
+	HlFitReport again;
+	char		err[128];
+
+	/* 60 items of two rows each, four classes, with varied word order. */
+	for (int i = 0; i < N; i++)
+	{
+		int			cl = (i / 2) % 4;
+
+		snprintf(buf[i], sizeof(buf[i]), "%s %s %s item%d", words[cl][i % 3],
+				 words[cl][(i / 3) % 3], words[cl][(i / 7) % 3], i % 11);
+		texts[i] = buf[i];
+		labels[i] = cl;
+		group[i] = (uint32_t) (i / 2) * 7919u;
+	}
+	corpus_build(&c, texts, labels, N, 4);
+	c.data.group = group;
+	hl_classifier_alloc(&model, c.data.dim, 4);
+	hl_fit_options_default(&options);
+	options.seed = 42;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
+
+	/* About a fifth of the items are held out, two rows each. */
+	CHECK(report.heldout_rows >= 16 && report.heldout_rows <= 30);
+	CHECK(report.heldout_rows % 2 == 0);
+	CHECK(!isnan(report.heldout_nll) && report.heldout_nll >= 0.0);
+	CHECK(report.heldout_accuracy > 0.9);
+	CHECK(report.temperature > 0.0 && report.variance_scale >= 0.0);
+	CHECK(report.train_accuracy > 0.95);
+
+	/* The same seed gives the same fit. */
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &again, err, sizeof(err)) == 0);
+	CHECK(again.heldout_rows == report.heldout_rows);
+	CHECK(again.prior_precision == report.prior_precision);
+	CHECK(again.heldout_nll == report.heldout_nll);
+
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_alloc_array_zeroes(void)
+{
+	uint32_t   *a = hl_alloc_array(1000, sizeof(uint32_t));
+	int			zero = 1;
+
+	for (int i = 0; i < 1000; i++)
+		zero &= a[i] == 0;
+	CHECK(zero);
+	hl_free(a);
+	hl_free(NULL);
+}
+
+int
+main(void)
+{
+	test_alloc_array_zeroes();
+	test_tokenize_ascii_offsets();
+	test_tokenize_utf8_offsets();
+	test_tokenize_separators();
+	test_tokenize_invalid_bytes();
+	test_tokenize_max_tokens();
+	test_lower_scripts();
+	test_features_deterministic();
+	test_features_empty_text();
+	test_feature_config_check();
+	test_tfidf();
+	test_fit_separable_and_empty_class();
+	test_predict_empty_vector();
+	test_one_class_with_phantom();
+	test_fit_tiny_row_counts();
+	test_fit_rejects_bad_input();
+	test_fit_heldout_split_with_groups();
+
+	printf("%d passed, %d failed\n", n_passed, n_failed);
+	return n_failed == 0 ? 0 : 1;
+}
