@@ -38,3 +38,16 @@ WHERE hl_predict('tickets', body) IS NOT NULL AND hl_predict('tickets_annotated'
 -- A new version is picked up by the next query.
 SELECT version FROM hl_train('tickets');
 SELECT hl_predict('tickets', 'password reset') AS after_retrain;
+
+-- Prediction is parallel safe: the same answers from parallel workers.
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT count(*) FILTER (WHERE hl_predict('tickets', body) = 'card') AS card,
+	   count(*) FILTER (WHERE (hl_classify('tickets', body)).label = 'password') AS password
+FROM tickets;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
