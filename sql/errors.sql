@@ -129,3 +129,21 @@ SELECT query, sqlstate_of(query) FROM (VALUES
 	('SELECT hl_next_batch(''tickets'', 5, ''clever'')'),
 	('SELECT hl_predict(NULL, ''x'')')
 ) AS q(query);
+
+-- Another role may read a model but neither train nor drop it, and it
+-- cannot read texts it has no privilege on.
+CREATE ROLE hl_reader;
+GRANT SELECT ON tickets TO hl_reader;
+CREATE TABLE secret (id int PRIMARY KEY, body text, label text);
+INSERT INTO secret VALUES (1, 'classified', 'a'), (2, 'top secret', 'b');
+SELECT hl_create_model('secret', 'secret', text_column => 'body', label_column => 'label') > 0 AS created;
+SET ROLE hl_reader;
+SELECT hl_predict('tickets', 'my card has not arrived') AS reader_predicts;
+SELECT * FROM hl_train('tickets');
+SELECT hl_drop_model('tickets');
+SELECT hl_create_model('mine', 'secret', text_column => 'body', label_column => 'label');
+RESET ROLE;
+SELECT hl_drop_model('secret');
+DROP TABLE secret;
+DROP OWNED BY hl_reader;
+DROP ROLE hl_reader;

@@ -203,6 +203,20 @@ hl_catalog_fetch_model(const char *name, bool for_update)
 								1, argtypes, values, NULL, !for_update, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
+	if (SPI_processed == 0 && for_update)
+	{
+		/* Row-level security hides other owners' models from FOR UPDATE only. */
+		ret = SPI_execute_with_args("SELECT owner::text FROM humanloop.models WHERE name = $1",
+									1, argtypes, values, NULL, true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to change model \"%s\"", name),
+					 errdetail("The model is owned by role \"%s\".",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("Ask a member of the owning role to train it, or to grant you membership.")));
+		SPI_processed = 0;
+	}
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -72,6 +72,16 @@
 #include "blas.h"
 #include "hl_alloc.h"
 
+#ifdef HL_TRACE
+#include <time.h>
+static double trace_t0;
+static double trace_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+#define TRACE(...) do { if (trace_t0 == 0) trace_t0 = trace_now(); fprintf(stderr, "[%.3f] ", trace_now() - trace_t0); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } while (0)
+static int trace_evals;
+#else
+#define TRACE(...) ((void) 0)
+#endif
+
 /* Floats per SIMD block; the padded class stride is a multiple of it. */
 #define BLOCK 8
 
@@ -287,6 +297,9 @@ objective(const Problem *pr, const RowSet *set, double lambda,
 	double		bnorm2;
 
 	memset(grad, 0, pr->n_params * sizeof(float));
+#ifdef HL_TRACE
+	trace_evals++;
+#endif
 
 	/* One pass per row: logits, loss, residual, gradient. */
 	for (uint32_t r = 0; r < set->n; r++)
@@ -482,6 +495,9 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 	double		f;
 
 	lbfgs_retarget(st, pr, set, lambda);
+#ifdef HL_TRACE
+	TRACE("lbfgs start n=%u evals so far %d", set->n, trace_evals);
+#endif
 	f = objective(pr, set, lambda, theta, g, st->z, st->p);
 
 	for (iter = 0; iter < max_iter; iter++)
@@ -1273,11 +1289,14 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 				double		t;
 				double		nll;
 
-				iterations += lbfgs(&solver, &pr, &train, grid[g], theta,
+				{ uint32_t it_ = lbfgs(&solver, &pr, &train, grid[g], theta,
 									n_grid == 1 ? max_iter : PATH_ITERATIONS, tol, &f);
+				iterations += it_;
+				TRACE("path lambda %g iters %u f %g", grid[g], it_, f); }
 				heldout_logits(&pr, &test, theta, &ho, z);
 				t = fit_temperature(&ho, 0.0, 20, p, z, q);
 				nll = heldout_nll(&ho, t, 0.0, NULL, p, z, q);
+				TRACE("  heldout nll %.4f T %.3f", nll, t);
 				if (nll < best_nll)
 				{
 					best_nll = nll;
@@ -1339,10 +1358,13 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	}
 
 	/* Final MAP fit on all rows and its Laplace precision. */
+	TRACE("before refit");
 	if (all.n > 0)
 		iterations += lbfgs(&solver, &pr, &all, lambda, theta, max_iter, tol, &f);
+	TRACE("refit done iters total %u", iterations);
 	laplace_precision(&pr, &all, lambda, theta, prec, z, p);
 	store_posterior(&pr, active_cols, theta, prec, lambda, model);
+	TRACE("laplace done");
 	model->temperature = (float) temperature;
 	model->variance_scale = (float) scale;
 

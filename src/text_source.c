@@ -22,6 +22,8 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -112,6 +114,17 @@ hl_check_column(Oid relid, const char *column, const char *role,
 						 ? "Use a column of type text, varchar or char, or a view that casts the column to text."
 						 : "Use a column of a string, number, boolean, enum or uuid type, or a view that casts it.")));
 	return type;
+}
+
+/* Raise an error unless the current user may read relid. */
+static void
+hl_check_select_privilege(Oid relid)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for relation \"%s\"", get_rel_name(relid)),
+				 errhint("A model reads its texts and labels with the privileges of the role that uses it; ask for SELECT on the relation.")));
 }
 
 /* Return the single-column primary key of relid, or raise an error. */
@@ -219,6 +232,12 @@ hl_source_prepare(HlModelDef *def)
 				 errhint("Pass labels_relation => naming the relation of labels, or leave labels_id_column out.")));
 
 	hl_check_relation(def->relation, "relation", NULL);
+	hl_check_select_privilege(def->relation);
+	if (OidIsValid(def->labels_relation))
+	{
+		hl_check_relation(def->labels_relation, "labels relation", NULL);
+		hl_check_select_privilege(def->labels_relation);
+	}
 	if (def->id_column == NULL)
 		def->id_column = hl_primary_key_column(def->relation);
 	hl_source_validate(def, NULL);
