@@ -4,7 +4,8 @@ EXTENSION = humanloop
 EXTVERSION = 0.1.0
 
 MODULE_big = humanloop
-CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o
+CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o \
+	src/embedding.o
 OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
 	src/text_source.o src/sql_model.o src/sql_train.o src/sql_predict.o \

@@ -77,6 +77,20 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.models TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.model_versions TO PUBLIC;
 GRANT USAGE ON SEQUENCE humanloop.models_model_id_seq TO PUBLIC;
 
+-- Rows handed out by hl_next_batch, left out of other batches until they
+-- expire.  Annotators need not own the model, so every role may reserve.
+CREATE TABLE humanloop.reservations (
+	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
+	item_id text NOT NULL,
+	reserved_until timestamptz NOT NULL,
+	PRIMARY KEY (model_id, item_id)
+);
+
+COMMENT ON TABLE humanloop.reservations IS
+	'rows returned by hl_next_batch and reserved until reserved_until';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.reservations TO PUBLIC;
+
 --
 -- Model definitions
 --
@@ -171,18 +185,22 @@ CREATE FUNCTION hl_next_batch(
 	name text,
 	n integer,
 	strategy text DEFAULT 'bald',
+	options jsonb DEFAULT '{}',
 	OUT id text,
 	OUT score double precision,
 	OUT label text,
 	OUT probability double precision,
 	OUT entropy double precision,
-	OUT mutual_information double precision)
+	OUT mutual_information double precision,
+	OUT uncertainty double precision,
+	OUT density double precision,
+	OUT cost double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'hl_next_batch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
 
-COMMENT ON FUNCTION hl_next_batch(text, integer, text) IS
-	'unlabelled rows ranked by how much their labels would teach the model, best first';
+COMMENT ON FUNCTION hl_next_batch(text, integer, text, jsonb) IS
+	'unlabelled rows ranked by how much their labels would teach the model, best first, reserved for the caller';
 
 --
 -- Views

@@ -72,6 +72,14 @@ SELECT * FROM hl_next_batch('tickets', 0);
 SELECT * FROM hl_next_batch('tickets', 10001);
 SELECT * FROM hl_next_batch('tickets', 5, 'clever');
 SELECT * FROM hl_next_batch('tickets', NULL);
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"speed": 1}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 2}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"density": -1}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"cost": "long"}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"max_class_share": 0}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"reserve": "yes"}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"candidates": 0}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '"fast"');
 
 -- A damaged posterior is reported, never read.
 CREATE TABLE damaged AS SELECT * FROM tickets;

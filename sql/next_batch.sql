@@ -1,16 +1,26 @@
 -- Choosing rows to label.
 
--- Before any training: a random cold-start batch, with a NOTICE.
+-- Reservations are tested at the end; until then every call sees the whole pool.
+SET humanloop.reservation_timeout = 0;
+
+-- Before any training: a cold-start batch that covers the pool, with a NOTICE.
 SELECT hl_create_model('fresh', 'tickets', text_column => 'body', label_column => 'category') > 0 AS created;
-SELECT count(*), count(DISTINCT id), bool_and(label IS NULL) AS no_predictions
-FROM hl_next_batch('fresh', 5);
+SELECT count(*), count(DISTINCT id), bool_and(label IS NULL) AS no_predictions,
+	   bool_and(density > 0) AS has_density, bool_and(cost >= 1) AS has_cost
+FROM hl_next_batch('fresh', 6);
+
+-- Coverage spreads over the topics: the six rows are not all of one kind.
+SELECT count(DISTINCT CASE WHEN b.id::int <= 12 THEN 'card' WHEN b.id::int <= 24 THEN 'transfer' ELSE 'password' END) > 1
+	   AS several_topics
+FROM hl_next_batch('fresh', 6) b;
 
 -- After training: only unlabelled rows, best first, with predictions.
 SELECT count(*) AS rows, bool_and(t.category IS NULL) AS all_unlabelled
 FROM hl_next_batch('tickets', 5) b JOIN tickets t ON t.id = b.id::integer;
 
 SELECT bool_and(score >= 0) AS scored, bool_and(label IS NOT NULL) AS predicted,
-	   bool_and(abs(score - mutual_information) < 1e-9) AS bald_is_mutual_information
+	   bool_and(abs(uncertainty - mutual_information) < 1e-9) AS bald_is_mutual_information,
+	   bool_and(abs(score - uncertainty) < 1e-9) AS plain_score
 FROM hl_next_batch('tickets', 12);
 
 -- Scores come out in descending order.
@@ -20,12 +30,31 @@ WHERE previous IS NOT NULL;
 
 -- Each strategy returns a batch; the same call returns the same batch.
 SELECT s.strategy, count(*)
-FROM unnest(ARRAY['bald', 'entropy', 'margin', 'least_confidence', 'random']) AS s(strategy),
+FROM unnest(ARRAY['bald', 'entropy', 'margin', 'least_confidence', 'random', 'coverage']) AS s(strategy),
 	 LATERAL hl_next_batch('tickets', 3, s.strategy)
 GROUP BY s.strategy ORDER BY s.strategy;
 SELECT array_agg(id ORDER BY id) = (SELECT array_agg(id ORDER BY id) FROM hl_next_batch('tickets', 4, 'margin'))
 	   AS repeatable
 FROM hl_next_batch('tickets', 4, 'margin');
+SELECT (SELECT array_agg(id) FROM hl_next_batch('tickets', 4, 'random', '{"seed": 1}')) <>
+	   (SELECT array_agg(id) FROM hl_next_batch('tickets', 4, 'random', '{"seed": 2}')) AS seed_matters;
+
+-- Margin and least confidence scores follow from the probabilities.
+SELECT bool_and(abs(uncertainty - (1 - probability)) < 1e-6) AS least_confidence
+FROM hl_next_batch('tickets', 12, 'least_confidence');
+
+-- Options: density, cost and diversity change the score, each visibly.
+SELECT bool_and(abs(score - uncertainty * density) < 1e-9) AS density_multiplies
+FROM hl_next_batch('tickets', 12, 'entropy', '{"density": 1}');
+SELECT bool_and(abs(score - uncertainty / cost) < 1e-9) AS cost_divides
+FROM hl_next_batch('tickets', 12, 'entropy', '{"cost": 1}');
+SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
+FROM hl_next_batch('tickets', 6, 'entropy', '{"diversity": 1}');
+
+-- A class cap keeps any predicted class to its share of the batch.
+SELECT max(per_class) <= 2 AS capped
+FROM (SELECT label, count(*) AS per_class
+	  FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.34}') GROUP BY label) c;
 
 -- Asking for more rows than the pool has returns the pool.
 SELECT count(*) FROM hl_next_batch('tickets', 100);
@@ -39,3 +68,25 @@ INSERT INTO done VALUES (1, 'card', 'card'), (2, 'password', 'password');
 SELECT hl_create_model('done', 'done', text_column => 'body', label_column => 'label') > 0 AS created;
 SELECT version FROM hl_train('done');
 SELECT count(*) FROM hl_next_batch('done', 10);
+
+-- Labels the current version has never seen: a warning to retrain.
+UPDATE tickets SET category = 'fees' WHERE id = 36;
+SELECT count(*) FROM hl_next_batch('tickets', 3);
+UPDATE tickets SET category = NULL WHERE id = 36;
+
+-- Reservations: consecutive calls return disjoint batches.
+SET humanloop.reservation_timeout = '10min';
+SELECT count(*) FROM (SELECT id FROM hl_next_batch('tickets', 5)) a
+JOIN (SELECT id FROM hl_next_batch('tickets', 5)) b USING (id);
+SELECT count(*) AS reserved FROM humanloop.reservations
+WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets');
+-- Only 2 of the 12 unlabelled rows are left unreserved.
+SELECT count(*) FROM hl_next_batch('tickets', 5);
+-- A preview that reserves nothing sees nothing either: all rows are reserved.
+SELECT count(*) FROM hl_next_batch('tickets', 5, options => '{"reserve": false}');
+-- Expired reservations free their rows.
+UPDATE humanloop.reservations SET reserved_until = now() - interval '1 second';
+SELECT count(*) FROM hl_next_batch('tickets', 5, options => '{"reserve": false}');
+SELECT count(*) AS expired_left FROM humanloop.reservations
+WHERE reserved_until <= now() AND model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets');
+RESET humanloop.reservation_timeout;

@@ -79,20 +79,18 @@ hl_check_model_name(const char *name)
 				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX)));
 }
 
-/* Return the numeric value of an option, raising an error unless it is a number. */
-static double
+double
 hl_option_number(const char *key, JsonbValue *value)
 {
 	if (value->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model option \"%s\" must be a number", key)));
+				 errmsg("option \"%s\" must be a number", key)));
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											  NumericGetDatum(value->val.numeric)));
 }
 
-/* Return the value of an integer option within [min, max], else raise an error. */
-static int
+int
 hl_option_int(const char *key, JsonbValue *value, int min, int max)
 {
 	double		number = hl_option_number(key, value);
@@ -100,7 +98,7 @@ hl_option_int(const char *key, JsonbValue *value, int min, int max)
 	if (number != (double) (int) number || number < min || number > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model option \"%s\" is %g, but must be an integer from %d to %d",
+				 errmsg("option \"%s\" is %g, but must be an integer from %d to %d",
 						key, number, min, max)));
 	return (int) number;
 }

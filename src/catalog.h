@@ -40,6 +40,12 @@ extern bytea *hl_catalog_fetch_posterior(int32 model_id, int32 version,
 /* Validate the options jsonb of a model and store them into def. */
 extern void hl_options_parse(Jsonb *options, HlModelDef *def);
 
+/* Return the number of a JSON option, raising an error unless it is a number. */
+extern double hl_option_number(const char *key, JsonbValue *value);
+
+/* Return an integer JSON option within [min, max], else raise an error. */
+extern int	hl_option_int(const char *key, JsonbValue *value, int min, int max);
+
 /* Raise an error unless name is a valid model name. */
 extern void hl_check_model_name(const char *name);
 

@@ -56,5 +56,7 @@ _PG_init(void)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	hl_next_batch_init();
+
 	HlReserveGucPrefix("humanloop");
 }

@@ -70,6 +70,9 @@ typedef struct HlModel
 	float	   *workspace;
 } HlModel;
 
+/* Module initialisers called from _PG_init; each defines its settings. */
+extern void hl_next_batch_init(void);
+
 /* Scoring of one text, shared by the prediction functions and hl_next_batch. */
 extern void hl_model_score(HlModel *model, const char *text, size_t len,
 						   HlPrediction *out);

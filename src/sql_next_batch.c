@@ -3,18 +3,34 @@
  *		hl_next_batch: the unlabelled rows whose labels would teach the model
  *		most, best first.
  *
- * The unlabelled rows are streamed through a cursor and scored one at a
- * time; a min-heap keeps the best n, so memory depends on n, not on the
- * pool.  Ties are broken by id, so the same pool and model give the same
- * batch.  A model that was never trained gets a cold-start batch chosen at
- * random (from a hash of each id), and a NOTICE says so.
+ * The pool of unlabelled, unreserved rows is streamed once through a cursor.
+ * Each row is featurised, scored by the strategy and embedded; a min-heap
+ * keeps the best candidates by uncertainty / cost^a, and a reservoir keeps
+ * a uniform sample of embeddings.  Clustering the sample gives the centres
+ * that define each candidate's density (how typical it is of the pool).
+ * The batch is then chosen among the candidates only, so memory and time
+ * grow with the pool linearly and with the batch size, never with pairs of
+ * pool rows.
+ *
+ * Concurrent annotators: the call takes a transaction-level advisory lock on
+ * the model, skips rows another call reserved, and reserves what it returns
+ * for humanloop.reservation_timeout.  Two calls at the same moment therefore
+ * return disjoint batches once the first commits.  A reservation ends when
+ * it expires; a labelled row leaves the pool anyway.
  */
 #include "compat.h"
 
+#include <math.h>
+
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -26,29 +42,149 @@
 PG_FUNCTION_INFO_V1(hl_next_batch);
 
 #define HL_MAX_BATCH 10000
+#define HL_MAX_CANDIDATES 50000
 #define HL_FETCH_ROWS 1000
+#define HL_SAMPLE_ROWS 2000
+#define HL_KMEANS_ITERATIONS 8
+#define HL_LOCK_CLASS 0x686c	/* "hl": advisory lock class of humanloop */
 
-/* One candidate row. */
-typedef struct HlCandidate
+#define HL_BATCH_OPTION_NAMES "density, diversity, cost, max_class_share, reserve, candidates, seed"
+
+static int	hl_reservation_timeout = 900;
+
+/* Define the settings of this module. */
+void
+hl_next_batch_init(void)
 {
-	double		score;
-	char	   *id;
-	int32		label;			/* -1 without a model */
-	float		probability;
-	float		entropy;
-	float		mutual_information;
-} HlCandidate;
+	DefineCustomIntVariable("humanloop.reservation_timeout",
+							"Sets how long rows returned by hl_next_batch stay reserved.",
+							"Reserved rows are left out of other calls' batches until they are "
+							"labelled or the time passes.  In seconds; 0 turns reservations off.",
+							&hl_reservation_timeout,
+							900, 0, 7 * 24 * 3600,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
 
-/* Return whether a is a worse choice than b: lower score, or equal score and larger id. */
+/* Fill options with the defaults, then the keys of the options jsonb. */
+static void
+hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
+{
+	JsonbIterator *it;
+	JsonbValue	value;
+	JsonbIteratorToken token;
+
+	options->density = 0.0;
+	options->diversity = 0.0;
+	options->cost = 0.0;
+	options->max_class_share = 1.0;
+	options->reserve = true;
+	options->candidates = (uint32) Min(Max(10 * n, 500), HL_MAX_CANDIDATES);
+	options->seed = 0;
+
+	if (json == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(json) || JB_ROOT_IS_SCALAR(json))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch options must be a JSON object"),
+				 errhint("For example '{\"diversity\": 0.5}'.")));
+
+	it = JsonbIteratorInit(&json->root);
+	while ((token = JsonbIteratorNext(&it, &value, true)) != WJB_DONE)
+	{
+		char	   *key;
+		double		number;
+
+		if (token != WJB_KEY)
+			continue;
+		key = pnstrdup(value.val.string.val, value.val.string.len);
+		token = JsonbIteratorNext(&it, &value, true);
+
+		if (strcmp(key, "reserve") == 0)
+		{
+			if (value.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"reserve\" must be true or false")));
+			options->reserve = value.val.boolean;
+			continue;
+		}
+		if (strcmp(key, "candidates") == 0)
+		{
+			options->candidates = hl_option_int(key, &value, 1, HL_MAX_CANDIDATES);
+			continue;
+		}
+		if (strcmp(key, "seed") == 0)
+		{
+			options->seed = (uint64) hl_option_int(key, &value, 0, INT_MAX);
+			continue;
+		}
+
+		number = hl_option_number(key, &value);
+		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0)
+		{
+			if (!(number >= 0.0 && number <= 10.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" is %g, but must be from 0 to 10", key, number),
+						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
+			if (key[0] == 'd')
+				options->density = number;
+			else
+				options->cost = number;
+		}
+		else if (strcmp(key, "diversity") == 0)
+		{
+			if (!(number >= 0.0 && number <= 1.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"diversity\" is %g, but must be from 0 to 1", number)));
+			options->diversity = number;
+		}
+		else if (strcmp(key, "max_class_share") == 0)
+		{
+			if (!(number > 0.0 && number <= 1.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"max_class_share\" is %g, but must be above 0 and at most 1", number)));
+			options->max_class_share = number;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown batch option \"%s\"", key),
+					 errhint("Valid options are: %s.", HL_BATCH_OPTION_NAMES)));
+		pfree(key);
+	}
+
+	if (options->candidates < (uint32) n)
+		options->candidates = n;
+}
+
+/* Streaming state of the first stage. */
+typedef struct HlPoolScan
+{
+	HlCandidate *heap;			/* min-heap by key, worst at the root */
+	int			size;
+	int			capacity;
+	float	   *sample;			/* reservoir of embeddings */
+	uint32		sample_size;
+	uint64		seen;
+	uint64		rng;
+} HlPoolScan;
+
+/* Return whether a ranks below b in the first stage: lower key, or larger id. */
 static bool
-hl_candidate_worse(const HlCandidate *a, const HlCandidate *b)
+hl_key_worse(const HlCandidate *a, const HlCandidate *b)
 {
-	if (a->score != b->score)
-		return a->score < b->score;
+	if (a->key != b->key)
+		return a->key < b->key;
 	return strcmp(a->id, b->id) > 0;
 }
 
-/* Restore the heap property below position i (worst candidate at the root). */
+/* Move heap[i] down until the heap property holds. */
 static void
 hl_heap_sift_down(HlCandidate *heap, int size, int i)
 {
@@ -59,9 +195,9 @@ hl_heap_sift_down(HlCandidate *heap, int size, int i)
 		int			right = left + 1;
 		HlCandidate tmp;
 
-		if (left < size && hl_candidate_worse(&heap[left], &heap[worst]))
+		if (left < size && hl_key_worse(&heap[left], &heap[worst]))
 			worst = left;
-		if (right < size && hl_candidate_worse(&heap[right], &heap[worst]))
+		if (right < size && hl_key_worse(&heap[right], &heap[worst]))
 			worst = right;
 		if (worst == i)
 			return;
@@ -72,7 +208,7 @@ hl_heap_sift_down(HlCandidate *heap, int size, int i)
 	}
 }
 
-/* Restore the heap property above position i. */
+/* Move heap[i] up until the heap property holds. */
 static void
 hl_heap_sift_up(HlCandidate *heap, int i)
 {
@@ -81,7 +217,7 @@ hl_heap_sift_up(HlCandidate *heap, int i)
 		int			parent = (i - 1) / 2;
 		HlCandidate tmp;
 
-		if (!hl_candidate_worse(&heap[i], &heap[parent]))
+		if (!hl_key_worse(&heap[i], &heap[parent]))
 			return;
 		tmp = heap[i];
 		heap[i] = heap[parent];
@@ -90,64 +226,73 @@ hl_heap_sift_up(HlCandidate *heap, int i)
 	}
 }
 
-/* qsort comparator: best candidate first. */
-static int
-hl_candidate_compare(const void *a, const void *b)
-{
-	const HlCandidate *ca = a;
-	const HlCandidate *cb = b;
-
-	if (hl_candidate_worse(ca, cb))
-		return 1;
-	if (hl_candidate_worse(cb, ca))
-		return -1;
-	return 0;
-}
-
-/* Offer one scored row to the heap of the best n. */
+/* Offer a candidate to the heap; its id is copied only when it is kept. */
 static void
-hl_heap_offer(HlCandidate *heap, int *size, int n, HlCandidate *candidate,
-			  const char *id, size_t id_len)
+hl_heap_offer(HlPoolScan *scan, HlCandidate *candidate, const char *id, size_t id_len)
 {
-	if (*size < n)
+	if (scan->size < scan->capacity)
 	{
 		candidate->id = pnstrdup(id, id_len);
-		heap[*size] = *candidate;
-		hl_heap_sift_up(heap, (*size)++);
+		scan->heap[scan->size] = *candidate;
+		hl_heap_sift_up(scan->heap, scan->size++);
 		return;
 	}
 
-	/* Compare before copying the id: most rows lose to the worst kept one. */
-	if (candidate->score < heap[0].score)
+	/* Most rows lose to the worst kept one: compare before copying the id. */
+	if (candidate->key < scan->heap[0].key)
 		return;
 	candidate->id = pnstrdup(id, id_len);
-	if (!hl_candidate_worse(&heap[0], candidate))
+	if (!hl_key_worse(&scan->heap[0], candidate))
 	{
 		pfree(candidate->id);
 		return;
 	}
-	pfree(heap[0].id);
-	heap[0] = *candidate;
-	hl_heap_sift_down(heap, *size, 0);
+	pfree(scan->heap[0].id);
+	scan->heap[0] = *candidate;
+	hl_heap_sift_down(scan->heap, scan->size, 0);
+}
+
+/* Keep a uniform sample of the pool's embeddings (reservoir sampling, Algorithm R). */
+static void
+hl_sample_offer(HlPoolScan *scan, const float *embedding)
+{
+	uint64		slot;
+
+	scan->seen++;
+	if (scan->sample_size < HL_SAMPLE_ROWS)
+		slot = scan->sample_size++;
+	else
+	{
+		scan->rng = scan->rng * UINT64CONST(6364136223846793005) + UINT64CONST(1442695040888963407);
+		slot = (scan->rng >> 11) % scan->seen;
+		if (slot >= HL_SAMPLE_ROWS)
+			return;
+	}
+	memcpy(scan->sample + slot * HL_EMBED_DIM, embedding, sizeof(float) * HL_EMBED_DIM);
 }
 
 /*
- * Score every unlabelled row and keep the best n in heap; model may be NULL
- * (cold start).  Returns the number kept and sets *pool to the rows seen.
+ * Stream the unlabelled, unreserved rows: score, embed and keep the best
+ * candidates and a sample.  model is NULL before the first training, and
+ * then rows are featurised with unit idf just for the embedding.
  */
-static int
-hl_select_batch(const HlModelDef *def, HlModel *model, HlStrategy strategy,
-				int n, HlCandidate *heap, uint64 *pool)
+static void
+hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
+			 const float *unit_idf, const HlBatchOptions *options, HlPoolScan *scan)
 {
 	MemoryContext batch_context = CurrentMemoryContext;
+	HlSparseVec counts;
 	Portal		portal;
-	int			size = 0;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
 
-	*pool = 0;
+	hl_sparse_init(&counts);
+	values[0] = Int32GetDatum(def->model_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, hl_source_unlabelled_query(def),
-									   0, NULL, NULL, NULL, true, 0);
+	/* Not read-only: a fresh snapshot sees reservations made earlier in this statement. */
+	portal = SPI_cursor_open_with_args(NULL, hl_source_unlabelled_query(def, true),
+									   1, argtypes, values, NULL, false, 0);
 
 	for (;;)
 	{
@@ -164,8 +309,11 @@ hl_select_batch(const HlModelDef *def, HlModel *model, HlStrategy strategy,
 			HlPrediction prediction;
 			bool		isnull;
 			Datum		id_datum = SPI_getbinval(tuple, desc, 1, &isnull);
-			text	   *id;
 			Datum		doc;
+			text	   *id;
+			const char *body = "";
+			size_t		len = 0;
+			const HlSparseVec *vec;
 
 			CHECK_FOR_INTERRUPTS();
 
@@ -176,39 +324,51 @@ hl_select_batch(const HlModelDef *def, HlModel *model, HlStrategy strategy,
 				continue;
 			}
 			id = DatumGetTextPP(id_datum);
-			(*pool)++;
+
+			doc = SPI_getbinval(tuple, desc, 2, &isnull);
+			if (!isnull)
+			{
+				text	   *t = DatumGetTextPP(doc);
+
+				body = VARDATA_ANY(t);
+				len = VARSIZE_ANY_EXHDR(t);
+				if (len > (size_t) hl_max_text_bytes)
+					hl_check_text_length(len, psprintf("text of row \"%s\"", text_to_cstring(id)));
+			}
 
 			memset(&candidate, 0, sizeof(candidate));
 			candidate.label = -1;
+			candidate.cost = hl_expected_cost(pg_mbstrlen_with_len(body, (int) len));
 			if (model == NULL)
-				candidate.score = hl_id_uniform(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
+			{
+				hl_featurize_counts(featurizer, body, len, &counts);
+				hl_tfidf_apply(unit_idf, &counts);
+				vec = &counts;
+				candidate.uncertainty = 1.0;
+			}
 			else
 			{
-				const char *body = "";
-				size_t		len = 0;
-
-				doc = SPI_getbinval(tuple, desc, 2, &isnull);
-				if (!isnull)
-				{
-					text	   *t = DatumGetTextPP(doc);
-
-					body = VARDATA_ANY(t);
-					len = VARSIZE_ANY_EXHDR(t);
-					if (len > (size_t) hl_max_text_bytes)
-						hl_check_text_length(len, psprintf("text of row \"%s\"",
-														   text_to_cstring(id)));
-				}
 				hl_model_score(model, body, len, &prediction);
-				candidate.score = hl_acquisition_score(strategy, &prediction, model->proba,
-													   model->n_labels, VARDATA_ANY(id),
-													   VARSIZE_ANY_EXHDR(id));
+				vec = &model->vec;
+				candidate.uncertainty = hl_acquisition_score(options->strategy, &prediction,
+															 model->proba, model->n_labels,
+															 VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
+															 options->seed);
 				candidate.label = prediction.label;
 				candidate.probability = prediction.probability;
 				candidate.entropy = prediction.entropy;
 				candidate.mutual_information = prediction.mutual_information;
 			}
+			hl_embed(vec, candidate.embedding);
+			hl_sample_offer(scan, candidate.embedding);
 
-			hl_heap_offer(heap, &size, n, &candidate, VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
+			/* Before training, keep a random subset of the pool as candidates. */
+			if (model == NULL)
+				candidate.key = hl_id_uniform(VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id), options->seed);
+			else
+				candidate.key = candidate.uncertainty / pow(candidate.cost, options->cost);
+
+			hl_heap_offer(scan, &candidate, VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
 			MemoryContextSwitchTo(spi_context);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -216,12 +376,113 @@ hl_select_batch(const HlModelDef *def, HlModel *model, HlStrategy strategy,
 
 	SPI_cursor_close(portal);
 	SPI_finish();
-	return size;
+	hl_sparse_free(&counts);
+}
+
+/* Set each candidate's density: cosine similarity to its nearest pool centre. */
+static void
+hl_compute_density(HlPoolScan *scan)
+{
+	uint32		k = Min(50, Max(1, scan->sample_size / 40));
+	float	   *centres = palloc(sizeof(float) * HL_EMBED_DIM * k);
+	uint32		found = hl_kmeans(scan->sample, scan->sample_size, k,
+								  HL_KMEANS_ITERATIONS, 0x636c7573, centres);
+
+	for (int i = 0; i < scan->size; i++)
+	{
+		HlCandidate *c = &scan->heap[i];
+		double		best = 0.0;
+
+		for (uint32 j = 0; j < found; j++)
+			best = Max(best, hl_embed_dot(c->embedding, centres + (size_t) j * HL_EMBED_DIM));
+		c->density = best;
+	}
+	pfree(centres);
+}
+
+/* Lock the model's batch selection until the end of the transaction. */
+static void
+hl_lock_model_batches(int32 model_id)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(HL_LOCK_CLASS), Int32GetDatum(model_id)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock model %d for batch selection", model_id);
+	values[0] = Int32GetDatum(model_id);
+	if (SPI_execute_with_args("DELETE FROM humanloop.reservations"
+							  " WHERE model_id = $1 AND reserved_until <= pg_catalog.now()",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete expired reservations of model %d", model_id);
+	SPI_finish();
+}
+
+/* Reserve the chosen rows for humanloop.reservation_timeout seconds. */
+static void
+hl_reserve_rows(int32 model_id, HlCandidate *candidates, const int *chosen, int count)
+{
+	Oid			argtypes[3] = {INT4OID, TEXTARRAYOID, INT4OID};
+	Datum		values[3];
+	Datum	   *ids = palloc(sizeof(Datum) * Max(count, 1));
+
+	for (int i = 0; i < count; i++)
+		ids[i] = CStringGetTextDatum(candidates[chosen[i]].id);
+	values[0] = Int32GetDatum(model_id);
+	values[1] = PointerGetDatum(construct_array(ids, count, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = Int32GetDatum(hl_reservation_timeout);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO humanloop.reservations (model_id, item_id, reserved_until)"
+							  " SELECT $1, item, pg_catalog.now() + $3 * interval '1 second'"
+							  " FROM pg_catalog.unnest($2) AS item"
+							  " ON CONFLICT (model_id, item_id) DO UPDATE"
+							  " SET reserved_until = excluded.reserved_until",
+							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not reserve rows of model %d", model_id);
+	SPI_finish();
+}
+
+/* Warn when labels were given that the current version has never seen. */
+static void
+hl_warn_new_labels(const HlModelDef *def, HlModel *model)
+{
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	Datum	   *labels = palloc(sizeof(Datum) * model->n_labels);
+	StringInfoData list;
+
+	for (uint32 k = 0; k < model->n_labels; k++)
+		labels[k] = CStringGetTextDatum(model->labels[k]);
+	values[0] = PointerGetDatum(construct_array(labels, model->n_labels, TEXTOID, -1, false, TYPALIGN_INT));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(hl_source_new_labels_query(def), 1, argtypes, values, NULL,
+							  true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the labels of model \"%s\"", def->name);
+	if (SPI_processed > 0)
+	{
+		initStringInfo(&list);
+		for (uint64 i = 0; i < Min(SPI_processed, 5); i++)
+			appendStringInfo(&list, "%s\"%s\"", i > 0 ? ", " : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		ereport(WARNING,
+				(errmsg("model \"%s\" version %d has never seen the label%s %s%s",
+						def->name, model->version, SPI_processed > 1 ? "s" : "", list.data,
+						SPI_processed > 5 ? " and more" : ""),
+				 errdetail("Scores and predicted labels come from a version trained before those labels were given."),
+				 errhint("Run SELECT * FROM hl_train('%s'); to learn them.", def->name)));
+	}
+	SPI_finish();
 }
 
 /*
- * hl_next_batch(name, n, strategy) returns (id, score, label, probability,
- * entropy, mutual_information)
+ * hl_next_batch(name, n, strategy, options) returns (id, score, label,
+ * probability, entropy, mutual_information, uncertainty, density, cost)
  */
 Datum
 hl_next_batch(PG_FUNCTION_ARGS)
@@ -229,13 +490,15 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name;
 	int32		n;
-	HlStrategy	strategy;
+	HlBatchOptions options;
 	HlModelDef *def;
 	HlModel    *model;
 	int32		model_id;
-	HlCandidate *heap;
-	int			size;
-	uint64		pool;
+	HlPoolScan	scan;
+	HlFeaturizer *featurizer = NULL;
+	float	   *unit_idf = NULL;
+	int		   *chosen;
+	int			count;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	MemoryContext old;
@@ -255,61 +518,93 @@ hl_next_batch(PG_FUNCTION_ARGS)
 
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	n = PG_GETARG_INT32(1);
-	strategy = hl_strategy_parse(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	if (n < 1 || n > HL_MAX_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch size %d is out of range", n),
 				 errhint("Ask for 1 to %d rows.", HL_MAX_BATCH)));
+	options.strategy = hl_strategy_parse(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	hl_batch_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), n, &options);
 
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);
 	hl_source_check(def);
+	hl_lock_model_batches(def->model_id);
 
 	model = hl_model_current(name, &model_id);
-	if (model == NULL)
+	if (model == NULL || options.strategy == HL_STRATEGY_COVERAGE)
 	{
-		ereport(NOTICE,
-				(errmsg("model \"%s\" has not been trained yet; choosing %d rows at random", name, n),
-				 errhint("After labelling them, run SELECT * FROM hl_train('%s');", name)));
-		strategy = HL_STRATEGY_RANDOM;
+		if (model == NULL)
+			ereport(NOTICE,
+					(errmsg("model \"%s\" has not been trained yet; choosing %d rows to cover the pool",
+							name, n),
+					 errdetail("Strategy \"coverage\": k-means++ seeding over a sample of the unlabelled rows, favouring typical ones."),
+					 errhint("After labelling them, run SELECT * FROM hl_train('%s');", name)));
+		options.strategy = HL_STRATEGY_COVERAGE;
+		model = NULL;
 	}
+	else
+		hl_warn_new_labels(def, model);
 
 	batch_context = AllocSetContextCreate(CurrentMemoryContext, "humanloop next batch",
 										  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(batch_context);
-	heap = palloc(sizeof(HlCandidate) * n);
-	size = hl_select_batch(def, model, strategy, n, heap, &pool);
-	qsort(heap, size, sizeof(HlCandidate), hl_candidate_compare);
 
-	if (pool == 0)
+	if (model == NULL)
+	{
+		uint32		dim = UINT32_C(1) << def->features.hash_bits;
+
+		featurizer = hl_featurizer_create(&def->features);
+		unit_idf = palloc(sizeof(float) * dim);
+		for (uint32 j = 0; j < dim; j++)
+			unit_idf[j] = 1.0f;
+	}
+
+	/* First stage: stream the pool. */
+	memset(&scan, 0, sizeof(scan));
+	scan.capacity = (int) options.candidates;
+	scan.heap = palloc_extended(sizeof(HlCandidate) * scan.capacity, MCXT_ALLOC_HUGE);
+	scan.sample = palloc(sizeof(float) * HL_EMBED_DIM * HL_SAMPLE_ROWS);
+	scan.rng = options.seed + 1;
+	hl_scan_pool(def, model, featurizer, unit_idf, &options, &scan);
+
+	if (scan.seen == 0)
 		ereport(NOTICE,
-				(errmsg("model \"%s\" has no unlabelled rows", name)));
+				(errmsg("model \"%s\" has no unlabelled rows left to offer", name),
+				 errdetail("Every row is labelled or reserved by another hl_next_batch call.")));
+
+	/* Second stage: density, then the batch among the candidates. */
+	hl_compute_density(&scan);
+	chosen = palloc(sizeof(int) * n);
+	count = hl_select_from_candidates(scan.heap, scan.size, n, &options, chosen);
+	if (options.reserve && hl_reservation_timeout > 0 && count > 0)
+		hl_reserve_rows(def->model_id, scan.heap, chosen, count);
 
 	MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	tupdesc = CreateTupleDescCopy(tupdesc);
 	store = tuplestore_begin_heap(true, false, work_mem);
 	MemoryContextSwitchTo(batch_context);
 
-	for (int i = 0; i < size; i++)
+	for (int i = 0; i < count; i++)
 	{
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
-		HlCandidate *c = &heap[i];
+		Datum		values[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
+		HlCandidate *c = &scan.heap[chosen[i]];
 
 		values[0] = CStringGetTextDatum(c->id);
 		values[1] = Float8GetDatum(c->score);
 		if (c->label < 0)
-		{
-			nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
-		}
+			nulls[2] = nulls[3] = nulls[4] = nulls[5] = nulls[6] = true;
 		else
 		{
 			values[2] = CStringGetTextDatum(model->labels[c->label]);
 			values[3] = Float8GetDatum(c->probability);
 			values[4] = Float8GetDatum(c->entropy);
 			values[5] = Float8GetDatum(c->mutual_information);
+			values[6] = Float8GetDatum(c->uncertainty);
 		}
+		values[7] = Float8GetDatum(c->density);
+		values[8] = Float8GetDatum(c->cost);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 

@@ -282,7 +282,7 @@ hl_source_training_query(const HlModelDef *def)
 }
 
 char *
-hl_source_unlabelled_query(const HlModelDef *def)
+hl_source_unlabelled_query(const HlModelDef *def, bool exclude_reserved)
 {
 	StringInfoData sql;
 	const char *id = quote_identifier(def->id_column);
@@ -291,17 +291,32 @@ hl_source_unlabelled_query(const HlModelDef *def)
 
 	initStringInfo(&sql);
 	if (!OidIsValid(def->labels_relation))
-	{
 		appendStringInfo(&sql, "SELECT t.%s::text, t.%s::text FROM %s t WHERE t.%s IS NULL",
 						 id, doc, hl_relation_sql_name(def->relation), label);
-		return sql.data;
-	}
+	else
+		appendStringInfo(&sql,
+						 "SELECT t.%s::text, t.%s::text FROM %s t"
+						 " WHERE NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = t.%s AND l.%s IS NOT NULL)",
+						 id, doc, hl_relation_sql_name(def->relation),
+						 hl_relation_sql_name(def->labels_relation),
+						 quote_identifier(def->labels_id_column), id, label);
 
-	appendStringInfo(&sql,
-					 "SELECT t.%s::text, t.%s::text FROM %s t"
-					 " WHERE NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = t.%s AND l.%s IS NOT NULL)",
-					 id, doc, hl_relation_sql_name(def->relation),
-					 hl_relation_sql_name(def->labels_relation),
-					 quote_identifier(def->labels_id_column), id, label);
+	if (exclude_reserved)
+		appendStringInfo(&sql,
+						 " AND NOT EXISTS (SELECT 1 FROM humanloop.reservations r"
+						 " WHERE r.model_id = $1 AND r.item_id = t.%s::text"
+						 " AND r.reserved_until > pg_catalog.now())",
+						 id);
 	return sql.data;
+}
+
+char *
+hl_source_new_labels_query(const HlModelDef *def)
+{
+	Oid			relid = OidIsValid(def->labels_relation) ? def->labels_relation : def->relation;
+	const char *label = quote_identifier(def->label_column);
+
+	return psprintf("SELECT DISTINCT %s::text FROM %s"
+					" WHERE %s IS NOT NULL AND %s::text <> ALL ($1) ORDER BY 1 LIMIT 6",
+					label, hl_relation_sql_name(relid), label, label);
 }

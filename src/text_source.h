@@ -28,7 +28,17 @@ extern void hl_source_check(const HlModelDef *def);
  */
 extern char *hl_source_training_query(const HlModelDef *def);
 
-/* Query returning (id text, doc text) for every unlabelled row. */
-extern char *hl_source_unlabelled_query(const HlModelDef *def);
+/*
+ * Query returning (id text, doc text) for every unlabelled row.  With
+ * exclude_reserved, rows reserved for the model in humanloop.reservations
+ * are left out; the query then takes the model id as parameter $1.
+ */
+extern char *hl_source_unlabelled_query(const HlModelDef *def, bool exclude_reserved);
+
+/*
+ * Query returning the distinct labels given so far that are not in the
+ * text[] parameter $1.
+ */
+extern char *hl_source_new_labels_query(const HlModelDef *def);
 
 #endif							/* HL_TEXT_SOURCE_H */
