@@ -30,7 +30,7 @@ WHERE previous IS NOT NULL;
 
 -- Each strategy returns a batch; the same call returns the same batch.
 SELECT s.strategy, count(*)
-FROM unnest(ARRAY['bald', 'entropy', 'margin', 'least_confidence', 'random', 'coverage']) AS s(strategy),
+FROM unnest(ARRAY['bald', 'entropy', 'margin', 'least_confidence', 'random', 'coverage', 'hybrid']) AS s(strategy),
 	 LATERAL hl_next_batch('tickets', 3, s.strategy)
 GROUP BY s.strategy ORDER BY s.strategy;
 SELECT array_agg(id ORDER BY id) = (SELECT array_agg(id ORDER BY id) FROM hl_next_batch('tickets', 4, 'margin'))
@@ -42,6 +42,12 @@ SELECT (SELECT array_agg(id) FROM hl_next_batch('tickets', 4, 'random', '{"seed"
 -- Margin and least confidence scores follow from the probabilities.
 SELECT bool_and(abs(uncertainty - (1 - probability)) < 1e-6) AS least_confidence
 FROM hl_next_batch('tickets', 12, 'least_confidence');
+
+-- Hybrid is the margin score times the epistemic share of the entropy.
+SELECT bool_and(abs(h.uncertainty - m.uncertainty * least(1, h.mutual_information / h.entropy)) < 1e-6) AS hybrid
+FROM hl_next_batch('tickets', 12, 'hybrid') h JOIN hl_next_batch('tickets', 12, 'margin') m USING (id);
+SELECT bool_and(abs(h.uncertainty - m.uncertainty * sqrt(least(1, h.mutual_information / h.entropy))) < 1e-6) AS hybrid_half
+FROM hl_next_batch('tickets', 12, 'hybrid', '{"epistemic": 0.5}') h JOIN hl_next_batch('tickets', 12, 'margin') m USING (id);
 
 -- Options: density, cost and diversity change the score, each visibly.
 SELECT bool_and(abs(score - uncertainty * density) < 1e-9) AS density_multiplies

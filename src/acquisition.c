@@ -16,6 +16,9 @@
  *					  so the same pool gives the same batch
  *	coverage		  no score: the batch is spread over the pool by k-means++
  *					  seeding; the cold-start choice before any training
+ *	hybrid			  margin * (MI / H)^e: the margin score, discounted where
+ *					  the uncertainty is mostly aleatoric (the posterior agrees
+ *					  that the row is ambiguous, so a label teaches little)
  *
  * A batch is chosen in two stages so that the work stays linear in the
  * pool.  The first stage streams the pool and keeps the candidates with the
@@ -31,10 +34,10 @@
 #include "acquisition.h"
 
 static const char *const hl_strategy_names[] = {
-	"bald", "entropy", "margin", "least_confidence", "random", "coverage"
+	"bald", "entropy", "margin", "least_confidence", "random", "coverage", "hybrid"
 };
 
-#define HL_STRATEGY_LIST "bald, entropy, margin, least_confidence, random, coverage"
+#define HL_STRATEGY_LIST "bald, entropy, margin, least_confidence, random, coverage, hybrid"
 
 /* Characters of text that count as one unit of annotation effort. */
 #define HL_CHARS_PER_EFFORT 200.0
@@ -78,10 +81,12 @@ hl_expected_cost(size_t chars)
 double
 hl_acquisition_score(HlStrategy strategy, const HlPrediction *prediction,
 					 const float *proba, uint32 n_labels,
-					 const char *id, size_t id_len, uint64 seed)
+					 const char *id, size_t id_len,
+					 const HlBatchOptions *options)
 {
 	float		top1 = 0.0f;
 	float		top2 = 0.0f;
+	double		share;
 
 	switch (strategy)
 	{
@@ -92,6 +97,7 @@ hl_acquisition_score(HlStrategy strategy, const HlPrediction *prediction,
 		case HL_STRATEGY_LEAST_CONFIDENCE:
 			return 1.0 - prediction->probability;
 		case HL_STRATEGY_MARGIN:
+		case HL_STRATEGY_HYBRID:
 			for (uint32 k = 0; k < n_labels; k++)
 			{
 				if (proba[k] > top1)
@@ -102,10 +108,16 @@ hl_acquisition_score(HlStrategy strategy, const HlPrediction *prediction,
 				else if (proba[k] > top2)
 					top2 = proba[k];
 			}
-			return 1.0 - (top1 - top2);
+			if (strategy == HL_STRATEGY_MARGIN)
+				return 1.0 - (top1 - top2);
+
+			/* Epistemic share of the uncertainty, in [0, 1]. */
+			share = prediction->entropy > 1e-12
+				? Min(1.0, prediction->mutual_information / prediction->entropy) : 0.0;
+			return (1.0 - (top1 - top2)) * pow(share, options->epistemic);
 		case HL_STRATEGY_RANDOM:
 		case HL_STRATEGY_COVERAGE:
-			return hl_id_uniform(id, id_len, seed);
+			return hl_id_uniform(id, id_len, options->seed);
 	}
 	elog(ERROR, "unknown strategy %d", (int) strategy);
 	return 0.0;

@@ -16,13 +16,15 @@ typedef enum HlStrategy
 	HL_STRATEGY_MARGIN,
 	HL_STRATEGY_LEAST_CONFIDENCE,
 	HL_STRATEGY_RANDOM,
-	HL_STRATEGY_COVERAGE
+	HL_STRATEGY_COVERAGE,
+	HL_STRATEGY_HYBRID
 } HlStrategy;
 
 /* Settings of one hl_next_batch call, from its strategy and options. */
 typedef struct HlBatchOptions
 {
 	HlStrategy	strategy;
+	double		epistemic;		/* exponent of the epistemic share in hybrid */
 	double		density;		/* exponent of the density factor; 0: off */
 	double		diversity;		/* weight of the similarity penalty, 0..1 */
 	double		cost;			/* exponent of the effort divisor; 0: off */
@@ -60,7 +62,8 @@ extern const char *hl_strategy_name(HlStrategy strategy);
 extern double hl_acquisition_score(HlStrategy strategy,
 								   const HlPrediction *prediction,
 								   const float *proba, uint32 n_labels,
-								   const char *id, size_t id_len, uint64 seed);
+								   const char *id, size_t id_len,
+								   const HlBatchOptions *options);
 
 /* Deterministic pseudo-random number in [0, 1) from a row id and a seed. */
 extern double hl_id_uniform(const char *id, size_t id_len, uint64 seed);

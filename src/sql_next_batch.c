@@ -48,7 +48,7 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_KMEANS_ITERATIONS 8
 #define HL_LOCK_CLASS 0x686c	/* "hl": advisory lock class of humanloop */
 
-#define HL_BATCH_OPTION_NAMES "density, diversity, cost, max_class_share, reserve, candidates, seed"
+#define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed"
 
 static int	hl_reservation_timeout = 900;
 
@@ -75,6 +75,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	JsonbValue	value;
 	JsonbIteratorToken token;
 
+	options->epistemic = 1.0;
 	options->density = 0.0;
 	options->diversity = 0.0;
 	options->cost = 0.0;
@@ -123,7 +124,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 		}
 
 		number = hl_option_number(key, &value);
-		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0)
+		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0 ||
+			strcmp(key, "epistemic") == 0)
 		{
 			if (!(number >= 0.0 && number <= 10.0))
 				ereport(ERROR,
@@ -132,6 +134,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
 			if (key[0] == 'd')
 				options->density = number;
+			else if (key[0] == 'e')
+				options->epistemic = number;
 			else
 				options->cost = number;
 		}
@@ -353,7 +357,7 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 				candidate.uncertainty = hl_acquisition_score(options->strategy, &prediction,
 															 model->proba, model->n_labels,
 															 VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
-															 options->seed);
+															 options);
 				candidate.label = prediction.label;
 				candidate.probability = prediction.probability;
 				candidate.entropy = prediction.entropy;
