@@ -8,7 +8,7 @@ CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o 
 	src/embedding.o
 OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
-	src/text_source.o src/sql_model.o src/sql_train.o src/sql_predict.o \
+	src/text_source.o src/train.o src/sql_model.o src/sql_train.o src/sql_predict.o \
 	src/sql_next_batch.o src/scoring.o src/acquisition.o
 
 DATA = humanloop--$(EXTVERSION).sql

@@ -1,0 +1,522 @@
+/*
+ * train.c
+ *		Full training: fit a model's posterior to all its labelled rows and
+ *		store it as a new version.  hl_train and the background worker share
+ *		it.
+ *
+ * One pass over the model's relation featurises every row: all rows count
+ * towards the document frequencies (unlabelled text too, so the idf
+ * reflects the whole pool), and labelled rows keep their feature vectors
+ * for the fit.  An item with several labels becomes one training row per
+ * distinct label, weighted by that label's share of the item's labels, so
+ * two votes for "card" and one for "fees" train 2/3 towards "card".
+ *
+ * The model's catalog row is locked FOR UPDATE first, so concurrent
+ * hl_train calls on one model run one after the other; the new version is
+ * written in the caller's transaction, so an error or a rollback leaves the
+ * previous version current.
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "catalog.h"
+#include "posterior_io.h"
+#include "text_source.h"
+#include "train.h"
+
+#define HL_FETCH_ROWS 1000
+#define HL_TRAIN_SEED 20261204
+
+/* Labelled rows gathered for the fit, in compressed sparse row form. */
+typedef struct HlTrainingSet
+{
+	uint32		n_rows;
+	uint32		max_rows;
+	uint64	   *row_start;
+	int32	   *label;			/* provisional class ids until sorted */
+	float	   *weight;
+	uint32	   *group;
+
+	uint64		nnz;
+	uint64		max_nnz;
+	uint32	   *index;
+	float	   *value;
+
+	uint32		n_items;		/* labelled items */
+	uint64		n_docs;			/* all rows read */
+} HlTrainingSet;
+
+/* A label name and its class id. */
+typedef struct HlLabelEntry
+{
+	char	   *name;			/* hash key: the pointer, hashed by contents */
+	int32		id;
+} HlLabelEntry;
+
+typedef struct HlLabelSet
+{
+	HTAB	   *table;
+	uint32		n;
+	uint32		max;
+	char	  **names;			/* by provisional id */
+} HlLabelSet;
+
+/* Hash the string a key points to. */
+static uint32
+hl_label_hash(const void *key, Size keysize)
+{
+	const char *name = *(char *const *) key;
+
+	return string_hash(name, strlen(name) + 1);
+}
+
+/* Compare the strings two keys point to. */
+static int
+hl_label_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/* Create an empty label set in the current memory context. */
+static void
+hl_labels_init(HlLabelSet *labels)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(HlLabelEntry);
+	ctl.hash = hl_label_hash;
+	ctl.match = hl_label_match;
+	ctl.hcxt = CurrentMemoryContext;
+	labels->table = hash_create("humanloop labels", 64, &ctl,
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	labels->n = 0;
+	labels->max = 64;
+	labels->names = palloc(sizeof(char *) * labels->max);
+}
+
+/* Return the provisional id of name, adding it if new. */
+static int32
+hl_labels_id(HlLabelSet *labels, char *name)
+{
+	HlLabelEntry *entry;
+	bool		found;
+
+	entry = hash_search(labels->table, &name, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->id;
+
+	if (labels->n >= 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model has more than 100000 distinct labels")));
+
+	name = pstrdup(name);
+	entry = hash_search(labels->table, &name, HASH_ENTER, &found);
+	entry->name = name;
+	entry->id = labels->n;
+	if (labels->n == labels->max)
+	{
+		labels->max *= 2;
+		labels->names = repalloc(labels->names, sizeof(char *) * labels->max);
+	}
+	labels->names[labels->n++] = name;
+	return entry->id;
+}
+
+/* Append one labelled row whose features are counts. */
+static void
+hl_training_append(HlTrainingSet *set, const HlSparseVec *counts,
+				   int32 label, float weight, uint32 group)
+{
+	if (set->n_rows == set->max_rows)
+	{
+		set->max_rows = Max(1024, set->max_rows * 2);
+		if (set->row_start == NULL)
+		{
+			set->row_start = palloc_extended(sizeof(uint64) * (set->max_rows + 1), MCXT_ALLOC_HUGE);
+			set->label = palloc_extended(sizeof(int32) * set->max_rows, MCXT_ALLOC_HUGE);
+			set->weight = palloc_extended(sizeof(float) * set->max_rows, MCXT_ALLOC_HUGE);
+			set->group = palloc_extended(sizeof(uint32) * set->max_rows, MCXT_ALLOC_HUGE);
+			set->row_start[0] = 0;
+		}
+		else
+		{
+			set->row_start = repalloc_huge(set->row_start, sizeof(uint64) * (set->max_rows + 1));
+			set->label = repalloc_huge(set->label, sizeof(int32) * set->max_rows);
+			set->weight = repalloc_huge(set->weight, sizeof(float) * set->max_rows);
+			set->group = repalloc_huge(set->group, sizeof(uint32) * set->max_rows);
+		}
+	}
+
+	if (set->nnz + counts->nnz > set->max_nnz)
+	{
+		set->max_nnz = Max(Max(set->max_nnz * 2, 65536), set->nnz + counts->nnz);
+		if (set->index == NULL)
+		{
+			set->index = palloc_extended(sizeof(uint32) * set->max_nnz, MCXT_ALLOC_HUGE);
+			set->value = palloc_extended(sizeof(float) * set->max_nnz, MCXT_ALLOC_HUGE);
+		}
+		else
+		{
+			set->index = repalloc_huge(set->index, sizeof(uint32) * set->max_nnz);
+			set->value = repalloc_huge(set->value, sizeof(float) * set->max_nnz);
+		}
+	}
+
+	memcpy(set->index + set->nnz, counts->index, sizeof(uint32) * counts->nnz);
+	memcpy(set->value + set->nnz, counts->value, sizeof(float) * counts->nnz);
+	set->nnz += counts->nnz;
+
+	set->label[set->n_rows] = label;
+	set->weight[set->n_rows] = weight;
+	set->group[set->n_rows] = group;
+	set->n_rows++;
+	set->row_start[set->n_rows] = set->nnz;
+}
+
+/*
+ * Add the training rows of one labelled item: one row per distinct label,
+ * weighted by its share.  labels arrive sorted, so equal ones are adjacent.
+ */
+static void
+hl_training_add_item(HlTrainingSet *set, HlLabelSet *labels,
+					 const HlSparseVec *counts, ArrayType *array)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			n_given = 0;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			n_given++;
+	if (n_given == 0)
+		return;
+
+	for (int i = 0; i < n;)
+	{
+		char	   *name;
+		int			run = 1;
+
+		if (nulls[i])
+		{
+			i++;
+			continue;
+		}
+		while (i + run < n && !nulls[i + run] &&
+			   DatumGetInt32(DirectFunctionCall2Coll(bttextcmp, C_COLLATION_OID,
+												   elems[i], elems[i + run])) == 0)
+			run++;
+
+		name = TextDatumGetCString(elems[i]);
+		hl_training_append(set, counts, hl_labels_id(labels, name),
+						   (float) run / n_given, set->n_items);
+		pfree(name);
+		i += run;
+	}
+	set->n_items++;
+	pfree(elems);
+	pfree(nulls);
+}
+
+/*
+ * Read every row of the model's relation: count document frequencies and
+ * keep the labelled rows' term counts.
+ */
+static void
+hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
+				 HlTrainingSet *set, HlLabelSet *labels)
+{
+	MemoryContext train_context = CurrentMemoryContext;
+	MemoryContext row_context;
+	HlSparseVec counts;
+	Portal		portal;
+	char	   *query = hl_source_training_query(def);
+
+	hl_sparse_init(&counts);
+	row_context = AllocSetContextCreate(train_context, "humanloop row",
+										ALLOCSET_DEFAULT_SIZES);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
+
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, HL_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext spi_context = MemoryContextSwitchTo(row_context);
+			bool		isnull;
+			Datum		doc = SPI_getbinval(tuple, desc, 2, &isnull);
+			Datum		item_labels;
+			const char *body = "";
+			size_t		len = 0;
+
+			CHECK_FOR_INTERRUPTS();
+
+			if (!isnull)
+			{
+				text *t = DatumGetTextPP(doc);
+
+				body = VARDATA_ANY(t);
+				len = VARSIZE_ANY_EXHDR(t);
+				if (len > (size_t) hl_max_text_bytes)
+					hl_check_text_length(len, psprintf("text of row \"%s\"",
+													   SPI_getvalue(tuple, desc, 1)));
+			}
+
+			/* Counts and the label set outlive the row; temporaries do not. */
+			MemoryContextSwitchTo(train_context);
+			hl_featurize_counts(featurizer, body, len, &counts);
+			hl_df_accumulate(df, &counts);
+			set->n_docs++;
+
+			item_labels = SPI_getbinval(tuple, desc, 3, &isnull);
+			if (!isnull)
+			{
+				ArrayType  *array;
+
+				MemoryContextSwitchTo(row_context);
+				array = DatumGetArrayTypeP(item_labels);
+				MemoryContextSwitchTo(train_context);
+				hl_training_add_item(set, labels, &counts, array);
+			}
+
+			MemoryContextSwitchTo(spi_context);
+			MemoryContextReset(row_context);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(row_context);
+	hl_sparse_free(&counts);
+}
+
+/* qsort comparator for label names through an array of provisional ids. */
+static const HlLabelSet *hl_sort_labels;
+
+static int
+hl_compare_label_ids(const void *a, const void *b)
+{
+	return strcmp(hl_sort_labels->names[*(const int32 *) a],
+				  hl_sort_labels->names[*(const int32 *) b]);
+}
+
+/*
+ * Sort the labels by name, so class numbers do not depend on row order,
+ * and renumber the training rows.  Returns the names in class order.
+ */
+static char **
+hl_labels_finish(HlLabelSet *labels, HlTrainingSet *set)
+{
+	int32	   *order = palloc(sizeof(int32) * labels->n);
+	int32	   *class_of = palloc(sizeof(int32) * labels->n);
+	char	  **names = palloc(sizeof(char *) * labels->n);
+
+	for (uint32 i = 0; i < labels->n; i++)
+		order[i] = i;
+	hl_sort_labels = labels;
+	qsort(order, labels->n, sizeof(int32), hl_compare_label_ids);
+	for (uint32 k = 0; k < labels->n; k++)
+	{
+		class_of[order[k]] = k;
+		names[k] = labels->names[order[k]];
+	}
+	for (uint32 i = 0; i < set->n_rows; i++)
+		set->label[i] = class_of[set->label[i]];
+	return names;
+}
+
+/* Append "key": value to a JSON object under construction; NaN becomes null. */
+static void
+hl_json_number(StringInfo json, const char *key, double value)
+{
+	appendStringInfo(json, "%s\"%s\": ", json->len > 1 ? ", " : "", key);
+	if (isnan(value) || isinf(value))
+		appendStringInfoString(json, "null");
+	else
+		appendStringInfo(json, "%.6g", value);
+}
+
+/* Raise an error unless the posterior of dim x n_classes fits in memory. */
+static void
+hl_check_model_size(const HlModelDef *def, uint32 dim, uint32 n_classes)
+{
+	double		bytes = 2.0 * sizeof(float) * dim * n_classes;
+
+	if (bytes > 512.0 * 1024 * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model \"%s\" would need %.0f MB for %u classes and %u features",
+						def->name, bytes / (1024 * 1024), n_classes, dim),
+				 errdetail("A posterior is limited to 512 MB."),
+				 errhint("Lower the model option \"hash_bits\" with a new model.")));
+}
+
+/*
+ * Train model def on all its labelled rows and store the new version as
+ * current.  The caller holds the model's row lock.
+ */
+void
+hl_train_model(const HlModelDef *def, HlTrainResult *result)
+{
+	const char *name = def->name;
+	MemoryContext caller_context = CurrentMemoryContext;
+	MemoryContext train_context;
+	HlFeaturizer *featurizer;
+	HlTrainingSet set;
+	HlLabelSet labels;
+	HlDataset data;
+	HlClassifier classifier;
+	HlFitOptions options;
+	HlFitReport report;
+	uint32		dim;
+	uint32		n_classes;
+	uint32	   *df;
+	float	   *idf;
+	char	  **names;
+	char		errbuf[256];
+	bytea	   *posterior;
+	Datum	   *label_datums;
+	ArrayType  *label_array;
+	StringInfoData metrics;
+	instr_time	start;
+	instr_time	elapsed;
+	double		seconds;
+	int32		version;
+
+	INSTR_TIME_SET_CURRENT(start);
+	train_context = AllocSetContextCreate(caller_context, "humanloop train",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(train_context);
+
+	/* Read and featurise every row. */
+	dim = UINT32_C(1) << def->features.hash_bits;
+	featurizer = hl_featurizer_create(&def->features);
+	df = palloc_extended(sizeof(uint32) * dim, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	memset(&set, 0, sizeof(set));
+	hl_labels_init(&labels);
+	hl_training_read(def, featurizer, df, &set, &labels);
+
+	if (set.n_items == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no labelled rows", name),
+				 errdetail("Relation \"%s\" has %llu rows and none of them has a label in column \"%s\".",
+						   get_rel_name(OidIsValid(def->labels_relation) ? def->labels_relation : def->relation),
+						   (unsigned long long) set.n_docs, def->label_column),
+				 errhint("Label at least one row; SELECT * FROM hl_next_batch('%s', 20) suggests which.",
+						 name)));
+	if (labels.n == 1)
+		ereport(WARNING,
+				(errmsg("model \"%s\" has labels of only one class, \"%s\"", name, labels.names[0]),
+				 errdetail("Predictions will be that class, with high uncertainty."),
+				 errhint("Label rows of at least one other class.")));
+
+	names = hl_labels_finish(&labels, &set);
+	n_classes = Max(2, labels.n);
+	hl_check_model_size(def, dim, n_classes);
+
+	/* TF-IDF with document frequencies of the whole relation. */
+	idf = palloc_extended(sizeof(float) * dim, MCXT_ALLOC_HUGE);
+	hl_idf_from_df(df, set.n_docs, dim, idf);
+	for (uint32 i = 0; i < set.n_rows; i++)
+	{
+		HlSparseVec row;
+
+		row.nnz = (uint32) (set.row_start[i + 1] - set.row_start[i]);
+		row.capacity = row.nnz;
+		row.index = set.index + set.row_start[i];
+		row.value = set.value + set.row_start[i];
+		hl_tfidf_apply(idf, &row);
+	}
+
+	/* Fit the posterior. */
+	data.n_rows = set.n_rows;
+	data.dim = dim;
+	data.n_classes = n_classes;
+	data.row_start = set.row_start;
+	data.index = set.index;
+	data.value = set.value;
+	data.label = set.label;
+	data.weight = set.weight;
+	data.group = set.group;
+
+	hl_fit_options_default(&options);
+	if (def->prior_precision > 0)
+		options.prior_precision = def->prior_precision;
+	options.seed = HL_TRAIN_SEED;
+	hl_classifier_alloc(&classifier, dim, n_classes);
+	if (hl_classifier_fit(&data, &options, &classifier, &report, errbuf, sizeof(errbuf)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not fit model \"%s\": %s", name, errbuf)));
+
+	/* Store the new version. */
+	posterior = hl_posterior_serialize(&def->features, idf, &classifier, names, labels.n);
+	label_datums = palloc(sizeof(Datum) * labels.n);
+	for (uint32 k = 0; k < labels.n; k++)
+		label_datums[k] = CStringGetTextDatum(names[k]);
+	label_array = construct_array(label_datums, labels.n, TEXTOID, -1, false, TYPALIGN_INT);
+
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	seconds = INSTR_TIME_GET_DOUBLE(elapsed);
+
+	initStringInfo(&metrics);
+	appendStringInfoChar(&metrics, '{');
+	hl_json_number(&metrics, "documents", (double) set.n_docs);
+	hl_json_number(&metrics, "labelled_rows", set.n_items);
+	hl_json_number(&metrics, "training_rows", set.n_rows);
+	hl_json_number(&metrics, "train_accuracy", report.train_accuracy);
+	hl_json_number(&metrics, "train_nll", report.train_nll);
+	hl_json_number(&metrics, "heldout_rows", report.heldout_rows);
+	hl_json_number(&metrics, "heldout_accuracy", report.heldout_accuracy);
+	hl_json_number(&metrics, "heldout_nll", report.heldout_nll);
+	hl_json_number(&metrics, "prior_precision", report.prior_precision);
+	hl_json_number(&metrics, "temperature", report.temperature);
+	hl_json_number(&metrics, "variance_scale", report.variance_scale);
+	hl_json_number(&metrics, "iterations", report.iterations);
+	hl_json_number(&metrics, "feature_buckets", dim);
+	appendStringInfoChar(&metrics, '}');
+
+	version = hl_catalog_add_version(def->model_id, set.n_items, PointerGetDatum(label_array),
+									 seconds, metrics.data, posterior);
+
+	/* Copy the result to the caller's context, then free the rest. */
+	MemoryContextSwitchTo(caller_context);
+	result->version = version;
+	result->labelled_rows = set.n_items;
+	result->classes = labels.n;
+	result->seconds = seconds;
+	result->metrics_json = pstrdup(metrics.data);
+	MemoryContextDelete(train_context);
+}
