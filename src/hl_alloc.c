@@ -18,6 +18,7 @@ static void *hl_default_alloc(size_t size);
 
 hl_alloc_fn hl_alloc_hook = hl_default_alloc;
 hl_free_fn	hl_free_hook = free;
+void		(*hl_interrupt_hook) (void) = NULL;
 
 /* Allocate with malloc; print and abort on failure, as a library cannot recover here. */
 static void *

@@ -29,4 +29,24 @@ extern void *hl_alloc_array(size_t nmemb, size_t size);
 
 extern void hl_free(void *ptr);
 
+/*
+ * Cancellation hook, NULL by default.  The fit calls it at least once per
+ * L-BFGS iteration and once per point of the lambda path.  It may return
+ * or leave the core by longjmp (the backend raises an ERROR on a pending
+ * cancel).  Across the call the core holds only memory from hl_alloc_hook
+ * and its callers' arguments, and it keeps no global state.  A longjmp
+ * therefore leaks nothing once that memory is released, which the backend
+ * does with its memory context.  With the default malloc hooks a longjmp
+ * out of a fit leaks that fit's buffers.
+ */
+extern void (*hl_interrupt_hook) (void);
+
+/* Call hl_interrupt_hook when it is set. */
+static inline void
+hl_check_interrupt(void)
+{
+	if (hl_interrupt_hook != NULL)
+		hl_interrupt_hook();
+}
+
 #endif							/* HL_ALLOC_H */

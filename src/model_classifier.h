@@ -49,7 +49,10 @@ typedef struct HlFitOptions
 /*
  * The posterior.  mean and precision are dim x n_classes, row-major: the
  * weights of feature j for all classes are contiguous, so a sparse row
- * touches n_classes consecutive floats per entry.
+ * touches n_classes consecutive floats per entry.  prior_precision is the
+ * lambda of the MAP weights; precision is built on a prior precision chosen
+ * by evidence maximisation (HlFitReport.covariance_prior_precision), which
+ * is also the precision of every feature no training row has.
  */
 typedef struct HlClassifier
 {
@@ -75,6 +78,7 @@ typedef struct HlFitReport
 	double		prior_precision;
 	double		temperature;
 	double		variance_scale;
+	double		covariance_prior_precision; /* prior part of precision */
 } HlFitReport;
 
 typedef struct HlPrediction

@@ -17,6 +17,19 @@
  * choice of the prior precision.  The prediction rate covers featurisation,
  * TF-IDF and hl_classifier_predict per test row.  OpenBLAS runs on one
  * thread, as in the server.
+ *
+ * Active-learning mode, for the mutual information (MI) measurements:
+ *
+ *	 HL_BENCH_LABELS=N	   train on N random training rows; the other
+ *						   training rows are scored as the unlabelled pool
+ *	 HL_BENCH_CLASSES=K	   keep only the K most frequent training classes
+ *						   (in both files)
+ *	 HL_BENCH_SEED=S	   seed of the random labelled subset (default 1)
+ *
+ * For the pool and the test rows the output gives the median MI, the share
+ * of rows whose MI is within 1% of the largest MI of that set (saturation),
+ * the share whose MI exceeds the entropy of the calibrated predictive, and
+ * the AUROC of MI for telling misclassified from correct rows.
  */
 #include <math.h>
 #include <stdio.h>
@@ -163,6 +176,112 @@ category_id(char ***names, int *n_names, const char *name)
 	return (*n_names)++;
 }
 
+/* Keep only the rows of csv whose category is in keep (n_keep names). */
+static void
+filter_csv(Csv *csv, char **keep, int n_keep)
+{
+	size_t		out = 0;
+
+	for (size_t i = 0; i < csv->n; i++)
+	{
+		for (int c = 0; c < n_keep; c++)
+		{
+			if (strcmp(csv->category[i], keep[c]) == 0)
+			{
+				csv->text[out] = csv->text[i];
+				csv->len[out] = csv->len[i];
+				csv->category[out] = csv->category[i];
+				out++;
+				break;
+			}
+		}
+	}
+	csv->n = out;
+}
+
+/* Uncertainty of one scored row, for the MI statistics. */
+typedef struct Scored
+{
+	float		mi;
+	float		entropy;
+	int			wrong;
+} Scored;
+
+/* qsort order of floats, ascending. */
+static int
+compare_floats(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* qsort order of scored rows by MI, ascending. */
+static int
+compare_scored(const void *a, const void *b)
+{
+	return compare_floats(&((const Scored *) a)->mi, &((const Scored *) b)->mi);
+}
+
+/*
+ * Print the MI statistics of n scored rows as one JSON member: median MI,
+ * saturation share, share with MI above the entropy, and the AUROC of MI
+ * for misclassified (positive) against correct rows, ties counted half
+ * (Mann-Whitney U).  Sorts rows.
+ */
+static void
+print_mi_stats(const char *name, Scored *rows, size_t n, int n_classes)
+{
+	float	   *mi = malloc((n > 0 ? n : 1) * sizeof(float));
+	float		max_mi = 0.0f;
+	size_t		saturated = 0;
+	size_t		above_entropy = 0;
+	double		n_pos = 0;
+	double		n_neg = 0;
+	double		rank_sum = 0.0;
+	double		auroc;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		mi[i] = rows[i].mi;
+		if (rows[i].mi > max_mi)
+			max_mi = rows[i].mi;
+		if (rows[i].mi > rows[i].entropy + 1e-6f)
+			above_entropy++;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].mi >= 0.99f * max_mi)
+			saturated++;
+	qsort(mi, n, sizeof(float), compare_floats);
+
+	/* Ranks with ties averaged, summed over the positives. */
+	qsort(rows, n, sizeof(Scored), compare_scored);
+	for (size_t i = 0; i < n;)
+	{
+		size_t		j = i;
+		double		pos = 0;
+		double		avg_rank;
+
+		while (j < n && rows[j].mi == rows[i].mi)
+			pos += rows[j++].wrong;
+		avg_rank = (i + 1 + j) / 2.0;
+		rank_sum += pos * avg_rank;
+		n_pos += pos;
+		n_neg += (j - i) - pos;
+		i = j;
+	}
+	auroc = n_pos > 0 && n_neg > 0 ?
+		(rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg) : NAN;
+
+	printf("  \"%s\": {\"rows\": %zu, \"errors\": %.0f, \"median_mi\": %.4f, \"max_mi\": %.4f, \"ln_k\": %.4f, "
+		   "\"saturated_share\": %.4f, \"mi_above_entropy_share\": %.4f, \"mi_error_auroc\": %.4f},\n",
+		   name, n, n_pos, n > 0 ? mi[n / 2] : NAN, max_mi, log((double) n_classes),
+		   n > 0 ? (double) saturated / n : NAN,
+		   n > 0 ? (double) above_entropy / n : NAN, auroc);
+	free(mi);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -178,6 +297,7 @@ main(int argc, char **argv)
 	float	   *value;
 	int32_t    *label;
 	int32_t    *test_label;
+	int32_t    *train_label;
 	char	  **names = NULL;
 	int			n_names = 0;
 	HlDataset	data;
@@ -205,6 +325,12 @@ main(int argc, char **argv)
 	float	   *proba;
 	float	   *workspace;
 	HlSparseVec x;
+	size_t	   *labelled;
+	size_t		n_labelled;
+	char	   *is_labelled;
+	Scored	   *test_scored;
+	Scored	   *pool_scored;
+	size_t		n_pool = 0;
 
 	if (argc < 3)
 	{
@@ -232,13 +358,73 @@ main(int argc, char **argv)
 
 	load_csv(argv[1], &train);
 	load_csv(argv[2], &test);
+
+	/* Optional: only the most frequent training classes. */
+	if (getenv("HL_BENCH_CLASSES"))
+	{
+		int			n_keep = atoi(getenv("HL_BENCH_CLASSES"));
+		char	  **all_names = NULL;
+		int			n_all = 0;
+		int		   *count;
+		char	  **keep = calloc(n_keep > 0 ? n_keep : 1, sizeof(char *));
+
+		for (size_t i = 0; i < train.n; i++)
+			category_id(&all_names, &n_all, train.category[i]);
+		count = calloc(n_all, sizeof(int));
+		for (size_t i = 0; i < train.n; i++)
+			count[category_id(&all_names, &n_all, train.category[i])]++;
+		for (int t = 0; t < n_keep && t < n_all; t++)
+		{
+			int			best = -1;
+
+			for (int c = 0; c < n_all; c++)
+				if (count[c] >= 0 && (best < 0 || count[c] > count[best]))
+					best = c;
+			keep[t] = all_names[best];
+			count[best] = -1;
+		}
+		filter_csv(&train, keep, n_keep < n_all ? n_keep : n_all);
+		filter_csv(&test, keep, n_keep < n_all ? n_keep : n_all);
+		free(count);
+	}
 	n_docs = train.n + test.n;
-	label = malloc(train.n * sizeof(int32_t));
+	label = malloc((train.n > 0 ? train.n : 1) * sizeof(int32_t));
+	train_label = malloc((train.n > 0 ? train.n : 1) * sizeof(int32_t));
 	test_label = malloc(test.n * sizeof(int32_t));
 	for (size_t i = 0; i < train.n; i++)
-		label[i] = category_id(&names, &n_names, train.category[i]);
+		label[i] = train_label[i] = category_id(&names, &n_names, train.category[i]);
 	for (size_t i = 0; i < test.n; i++)
 		test_label[i] = category_id(&names, &n_names, test.category[i]);
+
+	/* Labelled rows: all of train, or a random subset of HL_BENCH_LABELS. */
+	labelled = malloc(train.n * sizeof(size_t));
+	is_labelled = calloc(train.n, 1);
+	for (size_t i = 0; i < train.n; i++)
+		labelled[i] = i;
+	n_labelled = train.n;
+	if (getenv("HL_BENCH_LABELS") && (size_t) atol(getenv("HL_BENCH_LABELS")) < train.n)
+	{
+		uint64_t	state = getenv("HL_BENCH_SEED") ? strtoull(getenv("HL_BENCH_SEED"), NULL, 10) : 1;
+
+		/* Partial Fisher-Yates shuffle driven by splitmix64. */
+		n_labelled = (size_t) atol(getenv("HL_BENCH_LABELS"));
+		for (size_t i = 0; i < n_labelled; i++)
+		{
+			uint64_t	h = (state += UINT64_C(0x9e3779b97f4a7c15));
+			size_t		j;
+			size_t		tmp;
+
+			h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+			h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+			h ^= h >> 31;
+			j = i + (size_t) (h % (train.n - i));
+			tmp = labelled[i];
+			labelled[i] = labelled[j];
+			labelled[j] = tmp;
+		}
+	}
+	for (size_t r = 0; r < n_labelled; r++)
+		is_labelled[labelled[r]] = 1;
 
 	/* Timed: featurise every text, document frequencies, TF-IDF, fit. */
 	t0 = now();
@@ -257,27 +443,31 @@ main(int argc, char **argv)
 	}
 	hl_idf_from_df(df, n_docs, (uint32_t) 1 << config.hash_bits, idf);
 
-	row_start = malloc((train.n + 1) * sizeof(uint64_t));
+	row_start = malloc((n_labelled + 1) * sizeof(uint64_t));
 	row_start[0] = 0;
+	for (size_t r = 0; r < n_labelled; r++)
+		row_start[r + 1] = row_start[r] + vecs[labelled[r]].nnz;
+	nnz = row_start[n_labelled];
+	index = malloc((nnz > 0 ? nnz : 1) * sizeof(uint32_t));
+	value = malloc((nnz > 0 ? nnz : 1) * sizeof(float));
 	for (size_t i = 0; i < train.n; i++)
-		row_start[i + 1] = row_start[i] + vecs[i].nnz;
-	nnz = row_start[train.n];
-	index = malloc(nnz * sizeof(uint32_t));
-	value = malloc(nnz * sizeof(float));
-	for (size_t i = 0; i < train.n; i++)
-	{
 		hl_tfidf_apply(idf, &vecs[i]);
-		memcpy(index + row_start[i], vecs[i].index, vecs[i].nnz * sizeof(uint32_t));
-		memcpy(value + row_start[i], vecs[i].value, vecs[i].nnz * sizeof(float));
+	for (size_t r = 0; r < n_labelled; r++)
+	{
+		const HlSparseVec *v = &vecs[labelled[r]];
+
+		memcpy(index + row_start[r], v->index, v->nnz * sizeof(uint32_t));
+		memcpy(value + row_start[r], v->value, v->nnz * sizeof(float));
+		label[r] = label[labelled[r]];
 	}
 	{
 		double		t_feat = now() - t0;
 
 		fprintf(stderr, "featurised %zu texts in %.3f s (%.0f texts/s), %.1f nonzeros per training row\n",
-				n_docs, t_feat, n_docs / t_feat, (double) nnz / train.n);
+				n_docs, t_feat, n_docs / t_feat, (double) nnz / (n_labelled > 0 ? n_labelled : 1));
 	}
 
-	data.n_rows = (uint32_t) train.n;
+	data.n_rows = (uint32_t) n_labelled;
 	data.dim = (uint32_t) 1 << config.hash_bits;
 	data.n_classes = (uint32_t) n_names;
 	data.row_start = row_start;
@@ -303,6 +493,8 @@ main(int argc, char **argv)
 	tp = calloc(n_names, sizeof(int));
 	fp = calloc(n_names, sizeof(int));
 	fn = calloc(n_names, sizeof(int));
+	test_scored = calloc(test.n > 0 ? test.n : 1, sizeof(Scored));
+	pool_scored = calloc(train.n > 0 ? train.n : 1, sizeof(Scored));
 	hl_sparse_init(&x);
 	t0 = now();
 	for (size_t i = 0; i < test.n; i++)
@@ -328,6 +520,9 @@ main(int argc, char **argv)
 		bin_conf[bin] += pred.probability;
 		bin_count[bin] += 1;
 		mean_mi += pred.mutual_information;
+		test_scored[i].mi = pred.mutual_information;
+		test_scored[i].entropy = pred.entropy;
+		test_scored[i].wrong = pred.label != y;
 		if (pred.label == y)
 		{
 			correct += 1;
@@ -341,6 +536,20 @@ main(int argc, char **argv)
 		}
 	}
 	predict_seconds = now() - t0;
+
+	/* The pool: training rows left unlabelled, scored from their vectors. */
+	for (size_t i = 0; i < train.n; i++)
+	{
+		HlPrediction pred;
+
+		if (is_labelled[i])
+			continue;
+		hl_classifier_predict(&model, &vecs[i], proba, &pred, workspace);
+		pool_scored[n_pool].mi = pred.mutual_information;
+		pool_scored[n_pool].entropy = pred.entropy;
+		pool_scored[n_pool].wrong = pred.label != train_label[i];
+		n_pool++;
+	}
 
 	for (int b = 0; b < ECE_BINS; b++)
 		if (bin_count[b] > 0)
@@ -357,6 +566,10 @@ main(int argc, char **argv)
 	printf("  \"hash_bits\": %d, \"word_ngram_max\": %d, \"char_ngram_min\": %d, \"char_ngram_max\": %d,\n",
 		   config.hash_bits, config.word_ngram_max, config.char_ngram_min,
 		   config.char_ngram_max);
+	printf("  \"labelled_rows\": %zu, \"classes\": %d,\n", n_labelled, n_names);
+	print_mi_stats("test_mi", test_scored, test.n, n_names);
+	if (n_pool > 0)
+		print_mi_stats("pool_mi", pool_scored, n_pool, n_names);
 	printf("  \"accuracy\": %.4f,\n", correct / test.n);
 	printf("  \"macro_f1\": %.4f,\n", macro_f1);
 	printf("  \"nll\": %.4f,\n", nll / test.n);

@@ -7,6 +7,7 @@
  * line "N passed, M failed"; the exit status is 1 when any check failed.
  */
 #include <math.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,10 @@ test_fit_separable_and_empty_class(void)
 	CHECK(pred_unseen.mutual_information > pred_seen.mutual_information);
 	CHECK(pred_unseen.entropy > pred_seen.entropy);
 
+	/* MI is a part of the predictive entropy. */
+	CHECK(pred_seen.mutual_information <= pred_seen.entropy + 1e-6f);
+	CHECK(pred_unseen.mutual_information <= pred_unseen.entropy + 1e-6f);
+
 	hl_classifier_free(&model);
 	corpus_free(&c);
 }
@@ -635,6 +640,79 @@ test_fit_heldout_split_with_groups(void)
 	corpus_free(&c);
 }
 
+static int	interrupt_calls;
+static int	interrupt_limit;
+static jmp_buf interrupt_jump;
+
+/* Interrupt hook of the tests: counts calls, jumps out at interrupt_limit. */
+static void
+count_interrupts(void)
+{
+	interrupt_calls++;
+	if (interrupt_limit > 0 && interrupt_calls >= interrupt_limit)
+		longjmp(interrupt_jump, 1);
+}
+
+static void
+test_fit_interrupt_hook(void)
+{
+	static const char *const words[4][3] = {
+		{"refund", "money", "charge"},
+		{"card", "lost", "stolen"},
+		{"transfer", "account", "bank"},
+		{"pin", "code", "locked"},
+	};
+	enum
+	{
+		N = 120
+	};
+	const char *texts[N];
+	char		buf[N][64];
+	int32_t		labels[N];
+	Corpus		c;
+	HlClassifier model;
+	HlFitReport report;
+	HlFitReport again;
+	char		err[128];
+
+	for (int i = 0; i < N; i++)
+	{
+		int			cl = i % 4;
+
+		snprintf(buf[i], sizeof(buf[i]), "%s %s item%d", words[cl][i % 3],
+				 words[cl][(i / 5) % 3], i % 13);
+		texts[i] = buf[i];
+		labels[i] = cl;
+	}
+	corpus_build(&c, texts, labels, N, 4);
+	hl_classifier_alloc(&model, c.data.dim, 4);
+
+	/* A hook that returns is called, and the fit is unchanged by it. */
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &report, err, sizeof(err)) == 0);
+	interrupt_calls = 0;
+	interrupt_limit = 0;
+	hl_interrupt_hook = count_interrupts;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &again, err, sizeof(err)) == 0);
+	CHECK(interrupt_calls >= (int) again.iterations);
+	CHECK(again.heldout_nll == report.heldout_nll);
+
+	/* A hook that jumps out ends the fit; the next fit still works. */
+	interrupt_calls = 0;
+	interrupt_limit = 3;
+	if (setjmp(interrupt_jump) == 0)
+	{
+		hl_classifier_fit(&c.data, NULL, &model, &again, err, sizeof(err));
+		CHECK(!"fit returned after the hook jumped");
+	}
+	CHECK(interrupt_calls == 3);
+	hl_interrupt_hook = NULL;
+	CHECK(hl_classifier_fit(&c.data, NULL, &model, &again, err, sizeof(err)) == 0);
+	CHECK(again.heldout_nll == report.heldout_nll);
+
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
 static void
 test_alloc_array_zeroes(void)
 {
@@ -668,6 +746,7 @@ main(void)
 	test_fit_tiny_row_counts();
 	test_fit_rejects_bad_input();
 	test_fit_heldout_split_with_groups();
+	test_fit_interrupt_hook();
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	return n_failed == 0 ? 0 : 1;
