@@ -26,6 +26,7 @@ CREATE TABLE humanloop.models (
 	owner regrole NOT NULL DEFAULT current_user::regrole,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	current_version integer,
+	watched boolean NOT NULL DEFAULT false,
 	CHECK ((labels_relation IS NULL) = (labels_id_column IS NULL))
 );
 
@@ -36,6 +37,7 @@ CREATE TABLE humanloop.model_versions (
 	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
 	version integer NOT NULL CHECK (version > 0),
 	created_at timestamptz NOT NULL DEFAULT now(),
+	kind text NOT NULL DEFAULT 'full' CHECK (kind IN ('full', 'update')),
 	labelled_rows integer NOT NULL,
 	labels text[] NOT NULL,
 	train_seconds double precision NOT NULL,
@@ -54,6 +56,7 @@ COMMENT ON TABLE humanloop.model_versions IS
 SELECT pg_catalog.pg_extension_config_dump('humanloop.models', '');
 SELECT pg_catalog.pg_extension_config_dump('humanloop.models_model_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('humanloop.model_versions', '');
+
 
 -- Everyone may read models; only a model's owner (or a member of the owning
 -- role) may change or drop it, or train new versions.
@@ -76,6 +79,44 @@ CREATE POLICY versions_write ON humanloop.model_versions
 GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.models TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.model_versions TO PUBLIC;
 GRANT USAGE ON SEQUENCE humanloop.models_model_id_seq TO PUBLIC;
+
+-- Label changes recorded by the triggers hl_watch installs, waiting for the
+-- background worker.  change is 'I' for a new label, 'U' for an edited one
+-- and 'D' for a removed one.  Annotators write here through the trigger, as
+-- themselves, so every role may insert.
+CREATE TABLE humanloop.label_queue (
+	queue_id bigserial PRIMARY KEY,
+	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
+	item_id text,
+	change "char" NOT NULL CHECK (change IN ('I', 'U', 'D')),
+	queued_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON humanloop.label_queue (model_id, queue_id);
+
+COMMENT ON TABLE humanloop.label_queue IS
+	'label changes of watched models, waiting for the background worker';
+
+GRANT SELECT, INSERT ON humanloop.label_queue TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue_queue_id_seq', '');
+GRANT USAGE ON SEQUENCE humanloop.label_queue_queue_id_seq TO PUBLIC;
+
+-- What the background worker did last for each model.
+CREATE TABLE humanloop.worker_state (
+	model_id integer PRIMARY KEY REFERENCES humanloop.models ON DELETE CASCADE,
+	last_update timestamptz,
+	last_full_retrain timestamptz,
+	labels_since_full integer NOT NULL DEFAULT 0,
+	failures integer NOT NULL DEFAULT 0,
+	retry_at timestamptz,
+	last_error text,
+	last_error_at timestamptz
+);
+
+COMMENT ON TABLE humanloop.worker_state IS
+	'the background worker''s last update, full retrain and error for each model';
+
+GRANT SELECT ON humanloop.worker_state TO PUBLIC;
 
 -- Rows handed out by hl_next_batch, left out of other batches until they
 -- expire.  Annotators need not own the model, so every role may reserve.
@@ -119,6 +160,22 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION hl_drop_model(text, boolean) IS
 	'drop a model and all its versions; returns whether a model was dropped';
 
+CREATE FUNCTION hl_watch(name text, watch boolean DEFAULT true)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'hl_watch'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_watch(text, boolean) IS
+	'install (or with false remove) the trigger that feeds label changes to the background worker';
+
+CREATE FUNCTION humanloop.label_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'hl_label_trigger'
+LANGUAGE C;
+
+COMMENT ON FUNCTION humanloop.label_trigger() IS
+	'records label changes of a watched model for the background worker';
+
 --
 -- Training
 --
@@ -135,6 +192,14 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_train(text) IS
 	'fit the posterior of a model to its labelled rows and store it as a new version';
+
+CREATE FUNCTION hl_rollback(name text, version integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'hl_rollback'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_rollback(text, integer) IS
+	'make an earlier version of a model current; returns the version that was current';
 
 --
 -- Prediction
@@ -225,3 +290,40 @@ COMMENT ON VIEW hl_models IS
 	'one row per humanloop model with its current version, label set and training metrics';
 
 GRANT SELECT ON hl_models TO PUBLIC;
+
+CREATE VIEW hl_model_versions AS
+SELECT m.name,
+	   v.version,
+	   v.kind,
+	   v.created_at,
+	   v.labelled_rows,
+	   cardinality(v.labels) AS classes,
+	   v.train_seconds,
+	   v.metrics,
+	   v.version = m.current_version AS current
+FROM humanloop.models m
+JOIN humanloop.model_versions v ON v.model_id = m.model_id;
+
+COMMENT ON VIEW hl_model_versions IS
+	'every stored version of every model, with its kind, label count and metrics';
+
+GRANT SELECT ON hl_model_versions TO PUBLIC;
+
+CREATE VIEW hl_worker_status AS
+SELECT m.name,
+	   m.watched,
+	   (SELECT count(*) FROM humanloop.label_queue q WHERE q.model_id = m.model_id) AS queue_depth,
+	   s.last_update,
+	   s.last_full_retrain,
+	   s.labels_since_full,
+	   s.failures,
+	   s.retry_at,
+	   s.last_error,
+	   s.last_error_at
+FROM humanloop.models m
+LEFT JOIN humanloop.worker_state s ON s.model_id = m.model_id;
+
+COMMENT ON VIEW hl_worker_status IS
+	'per model: label changes waiting for the background worker, its last update, full retrain and error';
+
+GRANT SELECT ON hl_worker_status TO PUBLIC;

@@ -67,6 +67,12 @@ SELECT count(*) FROM hl_next_batch('tickets', 5);
 RESET humanloop.max_text_length;
 SET humanloop.max_text_length = 10;
 
+-- Watching needs the background worker; rollbacks need a stored version.
+SELECT hl_watch('tickets');
+SELECT hl_watch('nope');
+SELECT hl_rollback('tickets', 99);
+SELECT hl_rollback('nope', 1);
+
 -- Next batch arguments.
 SELECT * FROM hl_next_batch('tickets', 0);
 SELECT * FROM hl_next_batch('tickets', 10001);

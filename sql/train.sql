@@ -38,3 +38,22 @@ INSERT INTO early VALUES
 SELECT hl_create_model('early', 'early', text_column => 'body', label_column => 'label') > 0 AS created;
 SELECT version, labelled_rows, classes FROM hl_train('early');
 SELECT label, probability < 1 AS below_one FROM hl_predict_proba('early', 'reset my password');
+
+-- Every version is listed with its kind; hl_rollback makes an earlier one current.
+SELECT version, kind, labelled_rows, classes, current FROM hl_model_versions
+WHERE name = 'tickets' ORDER BY version;
+SELECT hl_rollback('tickets', 1) AS was_current;
+SELECT current_version FROM hl_models WHERE name = 'tickets';
+SELECT version, current FROM hl_model_versions WHERE name = 'tickets' ORDER BY version;
+-- Training after a rollback stores the next number.
+SELECT version FROM hl_train('tickets');
+
+-- humanloop.keep_versions prunes the oldest versions.
+SET humanloop.keep_versions = 2;
+SELECT version FROM hl_train('tickets');
+SELECT array_agg(version ORDER BY version) AS kept FROM hl_model_versions WHERE name = 'tickets';
+RESET humanloop.keep_versions;
+
+-- Without shared_preload_libraries, unwatching works and watching says what to do.
+SELECT hl_watch('tickets', false);
+SELECT name, watched, queue_depth FROM hl_worker_status WHERE name = 'tickets';

@@ -21,7 +21,7 @@
 #define HL_MODEL_NAME_MAX 63
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, prior_precision"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, prior_precision, full_retrain_labels"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -142,6 +142,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			def->features.char_ngram_min = hl_option_int(key, &value, 0, 8);
 		else if (strcmp(key, "char_ngram_max") == 0)
 			def->features.char_ngram_max = hl_option_int(key, &value, 0, 8);
+		else if (strcmp(key, "full_retrain_labels") == 0)
+			(void) hl_option_int(key, &value, 1, INT_MAX);
 		else if (strcmp(key, "abstain_probability") == 0)
 		{
 			double		p = hl_option_number(key, &value);
@@ -178,33 +180,37 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 				 errmsg("invalid feature options: %s", message)));
 }
 
-HlModelDef *
-hl_catalog_fetch_model(const char *name, bool for_update)
+/*
+ * Fetch a model definition by name, or by id when name is NULL; see
+ * hl_catalog_fetch_model.
+ */
+static HlModelDef *
+hl_catalog_fetch(const char *name, int32 model_id, bool for_update)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	HlModelDef *def;
-	Oid			argtypes[1] = {TEXTOID};
+	Oid			argtypes[1] = {name != NULL ? TEXTOID : INT4OID};
 	Datum		values[1];
 	HeapTuple	tuple;
 	bool		isnull;
 	Datum		options;
 	int			ret;
-	const char *sql =
-		"SELECT model_id, name, task, relation::oid, id_column, text_column,"
-		"       label_column, labels_relation::oid, labels_id_column,"
-		"       owner::oid, current_version, options"
-		"  FROM humanloop.models WHERE name = $1";
+	const char *key = name != NULL ? "name = $1" : "model_id = $1";
+	char	   *sql = psprintf("SELECT model_id, name, task, relation::oid, id_column, text_column,"
+							   "       label_column, labels_relation::oid, labels_id_column,"
+							   "       owner::oid, current_version, options"
+							   "  FROM humanloop.models WHERE %s", key);
 
 	hl_spi_connect();
-	values[0] = CStringGetTextDatum(name);
-	ret = SPI_execute_with_args(for_update ? psprintf("%s FOR UPDATE", sql) : sql,
+	values[0] = name != NULL ? CStringGetTextDatum(name) : Int32GetDatum(model_id);
+	ret = SPI_execute_with_args(for_update ? psprintf("%s FOR NO KEY UPDATE", sql) : sql,
 								1, argtypes, values, NULL, !for_update, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
 	if (SPI_processed == 0 && for_update)
 	{
 		/* Row-level security hides other owners' models from FOR UPDATE only. */
-		ret = SPI_execute_with_args("SELECT owner::text FROM humanloop.models WHERE name = $1",
+		ret = SPI_execute_with_args(psprintf("SELECT owner::text FROM humanloop.models WHERE %s", key),
 									1, argtypes, values, NULL, true, 1);
 		if (ret == SPI_OK_SELECT && SPI_processed > 0)
 			ereport(ERROR,
@@ -215,6 +221,10 @@ hl_catalog_fetch_model(const char *name, bool for_update)
 					 errhint("Ask a member of the owning role to train it, or to grant you membership.")));
 		SPI_processed = 0;
 	}
+	if (SPI_processed == 0 && name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model %d does not exist", model_id)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -245,6 +255,18 @@ hl_catalog_fetch_model(const char *name, bool for_update)
 
 	SPI_finish();
 	return def;
+}
+
+HlModelDef *
+hl_catalog_fetch_model(const char *name, bool for_update)
+{
+	return hl_catalog_fetch(name, 0, for_update);
+}
+
+HlModelDef *
+hl_catalog_fetch_model_by_id(int32 model_id, bool for_update)
+{
+	return hl_catalog_fetch(NULL, model_id, for_update);
 }
 
 int32
@@ -335,13 +357,13 @@ hl_catalog_delete_model(const char *name)
 }
 
 int32
-hl_catalog_add_version(int32 model_id, int32 labelled_rows, Datum labels,
-					   double seconds, const char *metrics_json,
+hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
+					   Datum labels, double seconds, const char *metrics_json,
 					   bytea *posterior)
 {
-	Oid			argtypes[6] = {INT4OID, INT4OID, TEXTARRAYOID, FLOAT8OID,
-	TEXTOID, BYTEAOID};
-	Datum		values[6];
+	Oid			argtypes[7] = {INT4OID, INT4OID, TEXTARRAYOID, FLOAT8OID,
+	TEXTOID, BYTEAOID, TEXTOID};
+	Datum		values[7];
 	int32		version;
 	int			ret;
 
@@ -351,6 +373,7 @@ hl_catalog_add_version(int32 model_id, int32 labelled_rows, Datum labels,
 	values[3] = Float8GetDatum(seconds);
 	values[4] = CStringGetTextDatum(metrics_json);
 	values[5] = PointerGetDatum(posterior);
+	values[6] = CStringGetTextDatum(kind);
 
 	hl_spi_connect();
 
@@ -359,12 +382,12 @@ hl_catalog_add_version(int32 model_id, int32 labelled_rows, Datum labels,
 	 * for_update), so no other session computes the same next version.
 	 */
 	ret = SPI_execute_with_args("INSERT INTO humanloop.model_versions"
-								" (model_id, version, labelled_rows, labels,"
+								" (model_id, version, kind, labelled_rows, labels,"
 								"  train_seconds, metrics, posterior)"
-								" SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5::jsonb, $6"
+								" SELECT $1, coalesce(max(version), 0) + 1, $7, $2, $3, $4, $5::jsonb, $6"
 								"   FROM humanloop.model_versions WHERE model_id = $1"
 								" RETURNING version",
-								6, argtypes, values, NULL, false, 1);
+								7, argtypes, values, NULL, false, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into humanloop.model_versions: SPI error %d", ret);
 	version = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
@@ -375,6 +398,17 @@ hl_catalog_add_version(int32 model_id, int32 labelled_rows, Datum labels,
 								2, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not update humanloop.models: SPI error %d", ret);
+
+	/* Keep the newest humanloop.keep_versions versions; the current one is the newest. */
+	if (hl_keep_versions > 0)
+	{
+		values[1] = Int32GetDatum(version - hl_keep_versions);
+		ret = SPI_execute_with_args("DELETE FROM humanloop.model_versions"
+									" WHERE model_id = $1 AND version <= $2",
+									2, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not prune humanloop.model_versions: SPI error %d", ret);
+	}
 
 	SPI_finish();
 	return version;
@@ -453,4 +487,33 @@ hl_catalog_fetch_posterior(int32 model_id, int32 version, MemoryContext cxt)
 
 	SPI_finish();
 	return copy;
+}
+
+int32
+hl_catalog_set_current_version(const HlModelDef *def, int32 version)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	int			ret;
+
+	values[0] = Int32GetDatum(def->model_id);
+	values[1] = Int32GetDatum(version);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("SELECT 1 FROM humanloop.model_versions"
+								" WHERE model_id = $1 AND version = $2",
+								2, argtypes, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.model_versions: SPI error %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" does not exist", version, def->name),
+				 errhint("SELECT version FROM hl_model_versions WHERE name = '%s' lists the stored versions.",
+						 def->name)));
+	ret = SPI_execute_with_args("UPDATE humanloop.models SET current_version = $2 WHERE model_id = $1",
+								2, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not update humanloop.models: SPI error %d", ret);
+	SPI_finish();
+	return def->current_version;
 }

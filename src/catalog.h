@@ -10,10 +10,15 @@
 
 /*
  * Fetch the definition of model name.  With for_update the row is locked
- * until the end of the transaction, which serialises training of one model.
+ * FOR NO KEY UPDATE until the end of the transaction, which serialises
+ * training of one model but lets annotators' rows that refer to the model
+ * (reservations, queued label changes) be inserted meanwhile.
  * Raises an error when the model does not exist.
  */
 extern HlModelDef *hl_catalog_fetch_model(const char *name, bool for_update);
+
+/* Fetch the definition of a model by id, as hl_catalog_fetch_model. */
+extern HlModelDef *hl_catalog_fetch_model_by_id(int32 model_id, bool for_update);
 
 /* Insert a new definition and return its id; name clashes raise an error. */
 extern int32 hl_catalog_insert_model(const HlModelDef *def, Jsonb *options);
@@ -21,10 +26,20 @@ extern int32 hl_catalog_insert_model(const HlModelDef *def, Jsonb *options);
 /* Delete a model and its versions; returns false when it did not exist. */
 extern bool hl_catalog_delete_model(const char *name);
 
-/* Store a trained version as current and return its number. */
-extern int32 hl_catalog_add_version(int32 model_id, int32 labelled_rows,
-									Datum labels, double seconds,
-									const char *metrics_json, bytea *posterior);
+/*
+ * Store a version as current and return its number; kind is "full" or
+ * "update".  Versions older than the newest humanloop.keep_versions go.
+ */
+extern int32 hl_catalog_add_version(int32 model_id, const char *kind,
+									int32 labelled_rows, Datum labels,
+									double seconds, const char *metrics_json,
+									bytea *posterior);
+
+/*
+ * Make an existing version of def current and return the version that was
+ * current.  The caller holds the model's row lock.
+ */
+extern int32 hl_catalog_set_current_version(const HlModelDef *def, int32 version);
 
 /*
  * Return the current version of model name (0 when untrained), and set its

@@ -11,16 +11,19 @@
 #include "compat.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "blas.h"
 #include "hl_alloc.h"
 #include "humanloop.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 int			hl_max_text_bytes = HL_DEFAULT_MAX_TEXT_BYTES;
+int			hl_keep_versions = 50;
 
 void		_PG_init(void);
 
@@ -38,11 +41,19 @@ hl_pfree(void *ptr)
 	pfree(ptr);
 }
 
+/* Let a long fit be cancelled; the core's memory is in memory contexts. */
+static void
+hl_check_for_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
 void
 _PG_init(void)
 {
 	hl_alloc_hook = hl_palloc0;
 	hl_free_hook = hl_pfree;
+	hl_interrupt_hook = hl_check_for_interrupts;
 
 	openblas_set_num_threads(1);
 
@@ -56,7 +67,18 @@ _PG_init(void)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("humanloop.keep_versions",
+							"Sets how many versions of each model are kept.",
+							"Storing a version deletes the versions older than the newest this many.  "
+							"0 keeps every version.",
+							&hl_keep_versions,
+							50, 0, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	hl_next_batch_init();
+	hl_worker_init();
 
 	HlReserveGucPrefix("humanloop");
 }

@@ -20,6 +20,7 @@
 #define HL_DEFAULT_ABSTAIN_PROBABILITY 0.8
 
 extern int	hl_max_text_bytes;
+extern int	hl_keep_versions;
 
 /* A row of humanloop.models. */
 typedef struct HlModelDef

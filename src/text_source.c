@@ -320,3 +320,30 @@ hl_source_new_labels_query(const HlModelDef *def)
 					" WHERE %s IS NOT NULL AND %s::text <> ALL ($1) ORDER BY 1 LIMIT 6",
 					label, hl_relation_sql_name(relid), label, label);
 }
+
+char *
+hl_source_queued_query(const HlModelDef *def)
+{
+	return psprintf("SELECT s.* FROM (%s) s (id, doc, labels)"
+					" WHERE s.id IN (SELECT q.item_id FROM humanloop.label_queue q"
+					"                WHERE q.model_id = $1 AND q.queue_id <= $2)"
+					" ORDER BY s.id",
+					hl_source_training_query(def));
+}
+
+char *
+hl_source_count_labelled_query(const HlModelDef *def)
+{
+	const char *label = quote_identifier(def->label_column);
+
+	if (!OidIsValid(def->labels_relation))
+		return psprintf("SELECT count(*) FROM %s WHERE %s IS NOT NULL",
+						hl_relation_sql_name(def->relation), label);
+
+	return psprintf("SELECT count(*) FROM %s t WHERE EXISTS"
+					" (SELECT 1 FROM %s l WHERE l.%s = t.%s AND l.%s IS NOT NULL)",
+					hl_relation_sql_name(def->relation),
+					hl_relation_sql_name(def->labels_relation),
+					quote_identifier(def->labels_id_column),
+					quote_identifier(def->id_column), label);
+}

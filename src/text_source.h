@@ -36,6 +36,15 @@ extern char *hl_source_training_query(const HlModelDef *def);
 extern char *hl_source_unlabelled_query(const HlModelDef *def, bool exclude_reserved);
 
 /*
+ * Query returning the rows of hl_source_training_query whose id is queued
+ * for model $1 in humanloop.label_queue up to queue entry $2.
+ */
+extern char *hl_source_queued_query(const HlModelDef *def);
+
+/* Query returning the number of labelled items. */
+extern char *hl_source_count_labelled_query(const HlModelDef *def);
+
+/*
  * Query returning the distinct labels given so far that are not in the
  * text[] parameter $1.
  */

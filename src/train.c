@@ -11,7 +11,7 @@
  * distinct label, weighted by that label's share of the item's labels, so
  * two votes for "card" and one for "fees" train 2/3 towards "card".
  *
- * The model's catalog row is locked FOR UPDATE first, so concurrent
+ * The model's catalog row is locked FOR NO KEY UPDATE first, so concurrent
  * hl_train calls on one model run one after the other; the new version is
  * written in the caller's transaction, so an error or a rollback leaves the
  * previous version current.
@@ -508,7 +508,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "feature_buckets", dim);
 	appendStringInfoChar(&metrics, '}');
 
-	version = hl_catalog_add_version(def->model_id, set.n_items, PointerGetDatum(label_array),
+	version = hl_catalog_add_version(def->model_id, "full", set.n_items, PointerGetDatum(label_array),
 									 seconds, metrics.data, posterior);
 
 	/* Copy the result to the caller's context, then free the rest. */

@@ -1,0 +1,233 @@
+/*
+ * sql_watch.c
+ *		hl_watch, the label trigger it installs, and hl_rollback.
+ *
+ * hl_watch puts three row triggers on the relation that holds a model's
+ * labels: after INSERT of a non-null label, after UPDATE that changes the
+ * label, and after DELETE of a non-null label.  The trigger function only
+ * appends one row to humanloop.label_queue through a saved plan and asks for
+ * the database's worker to be woken when the transaction commits, so an
+ * annotator's INSERT pays for one small insert and nothing more.
+ */
+#include "compat.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(hl_watch);
+PG_FUNCTION_INFO_V1(hl_label_trigger);
+PG_FUNCTION_INFO_V1(hl_rollback);
+
+static SPIPlanPtr hl_queue_plan = NULL;
+
+/* Run one SQL statement through SPI, raising an error on failure. */
+static void
+hl_spi_exec(const char *sql, int expected)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "could not run \"%s\": SPI error %d", sql, ret);
+}
+
+/*
+ * hl_watch(name, watch) returns whether the model is watched afterwards
+ */
+Datum
+hl_watch(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		watch = PG_GETARG_BOOL(1);
+	HlModelDef *def;
+	Oid			relid;
+	const char *rel;
+	const char *id_column;
+	const char *label;
+	const char *args;
+	char		relkind;
+
+	hl_check_model_name(name);
+	def = hl_catalog_fetch_model(name, true);
+
+	if (watch && !hl_worker_enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot watch model \"%s\": the humanloop background worker is not running", name),
+				 errdetail("Watching a model feeds its label changes to the background worker, which runs only when humanloop is preloaded."),
+				 errhint("Add humanloop to shared_preload_libraries in postgresql.conf and restart the server; hl_train works without it.")));
+
+	relid = OidIsValid(def->labels_relation) ? def->labels_relation : def->relation;
+	id_column = OidIsValid(def->labels_relation) ? def->labels_id_column : def->id_column;
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the relation of the labels of model \"%s\" no longer exists", name),
+				 errhint("Drop the model with hl_drop_model('%s') and create it again.", name)));
+	relkind = get_rel_relkind(relid);
+	if (watch && relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot watch model \"%s\": its labels are in \"%s\", which is not a table",
+						name, get_rel_name(relid)),
+				 errhint("Only tables can have the triggers that record label changes; call hl_train after labelling instead.")));
+
+	rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+	label = quote_identifier(def->label_column);
+	args = psprintf("%d, %s, %s", def->model_id,
+					quote_literal_cstr(id_column), quote_literal_cstr(def->label_column));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Drop the model's triggers that exist, so watching twice is harmless. */
+	hl_spi_exec(psprintf("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = %u"
+						 " AND tgname IN ('hl_watch_%d_insert', 'hl_watch_%d_update', 'hl_watch_%d_delete')",
+						 relid, def->model_id, def->model_id, def->model_id), SPI_OK_SELECT);
+	{
+		uint64		n = SPI_processed;
+		char	  **names = palloc(sizeof(char *) * Max(n, 1));
+
+		for (uint64 i = 0; i < n; i++)
+			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		for (uint64 i = 0; i < n; i++)
+			hl_spi_exec(psprintf("DROP TRIGGER %s ON %s", quote_identifier(names[i]), rel),
+						SPI_OK_UTILITY);
+	}
+
+	if (watch)
+	{
+		hl_spi_exec(psprintf("CREATE TRIGGER hl_watch_%d_insert AFTER INSERT ON %s FOR EACH ROW"
+							 " WHEN (NEW.%s IS NOT NULL) EXECUTE FUNCTION humanloop.label_trigger(%s)",
+							 def->model_id, rel, label, args), SPI_OK_UTILITY);
+		hl_spi_exec(psprintf("CREATE TRIGGER hl_watch_%d_update AFTER UPDATE OF %s ON %s FOR EACH ROW"
+							 " WHEN (OLD.%s IS DISTINCT FROM NEW.%s) EXECUTE FUNCTION humanloop.label_trigger(%s)",
+							 def->model_id, label, rel, label, label, args), SPI_OK_UTILITY);
+		hl_spi_exec(psprintf("CREATE TRIGGER hl_watch_%d_delete AFTER DELETE ON %s FOR EACH ROW"
+							 " WHEN (OLD.%s IS NOT NULL) EXECUTE FUNCTION humanloop.label_trigger(%s)",
+							 def->model_id, rel, label, args), SPI_OK_UTILITY);
+	}
+
+	hl_spi_exec(psprintf("UPDATE humanloop.models SET watched = %s WHERE model_id = %d",
+						 watch ? "true" : "false", def->model_id), SPI_OK_UPDATE);
+	SPI_finish();
+
+	if (watch)
+		hl_worker_request();
+	PG_RETURN_BOOL(watch);
+}
+
+/*
+ * humanloop.label_trigger(model_id, id_column, label_column): record one
+ * label change
+ */
+Datum
+hl_label_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	int			id_attno;
+	int			label_attno;
+	char		change;
+	char	   *item;
+	Datum		values[3];
+	char		nulls[3] = "   ";
+	Oid			argtypes[3] = {INT4OID, TEXTOID, CHAROID};
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("humanloop.label_trigger must be fired as an AFTER ROW trigger"),
+				 errhint("Install it with hl_watch.")));
+	trigger = trigdata->tg_trigger;
+	if (trigger->tgnargs != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("humanloop.label_trigger needs 3 arguments, not %d", trigger->tgnargs),
+				 errhint("Install it with hl_watch.")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	id_attno = SPI_fnumber(desc, trigger->tgargs[1]);
+	label_attno = SPI_fnumber(desc, trigger->tgargs[2]);
+	if (id_attno <= 0 || label_attno <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" or \"%s\" of relation \"%s\" no longer exists",
+						trigger->tgargs[1], trigger->tgargs[2],
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errhint("Run hl_watch again for the model, or drop and recreate it.")));
+
+	/* A new label, an edited one, or a removed one. */
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		tuple = trigdata->tg_trigtuple;
+		change = 'I';
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		tuple = trigdata->tg_trigtuple;
+		change = 'D';
+	}
+	else
+	{
+		bool		old_null;
+		bool		new_null;
+
+		tuple = trigdata->tg_newtuple;
+		(void) SPI_getbinval(trigdata->tg_trigtuple, desc, label_attno, &old_null);
+		(void) SPI_getbinval(trigdata->tg_newtuple, desc, label_attno, &new_null);
+		change = old_null ? 'I' : (new_null ? 'D' : 'U');
+	}
+
+	item = SPI_getvalue(tuple, desc, id_attno);
+	values[0] = Int32GetDatum(pg_strtoint32(trigger->tgargs[0]));
+	if (item != NULL)
+		values[1] = CStringGetTextDatum(item);
+	else
+		nulls[1] = 'n';
+	values[2] = CharGetDatum(change);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (hl_queue_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO humanloop.label_queue (model_id, item_id, change)"
+									   " VALUES ($1, $2, $3)", 3, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the label queue insert");
+		hl_queue_plan = plan;
+	}
+	if (SPI_execute_plan(hl_queue_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a label change");
+	SPI_finish();
+
+	hl_worker_wake_at_commit();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * hl_rollback(name, version) returns the version that was current
+ */
+Datum
+hl_rollback(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		version = PG_GETARG_INT32(1);
+	HlModelDef *def;
+
+	hl_check_model_name(name);
+	def = hl_catalog_fetch_model(name, true);
+	PG_RETURN_INT32(hl_catalog_set_current_version(def, version));
+}

@@ -1,0 +1,168 @@
+# The background worker keeps watched models current: new labels give new
+# versions without hl_train, a burst of concurrent inserts loses no label,
+# the worker survives a restart and a crash in the middle of an update, a
+# failing model does not hold up the others, and updates run with the
+# privileges of the model's owner.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'humanloop'
+humanloop.worker_naptime = '1s'
+humanloop.worker_debounce = '10ms'
+humanloop.full_retrain_labels = 100000
+max_worker_processes = 16
+restart_after_crash = on
+});
+$node->start;
+
+# Three topics; 30 of 1,500 rows labelled to start with.
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION humanloop;
+	CREATE TABLE tickets (id int PRIMARY KEY, body text, category text);
+	INSERT INTO tickets
+	SELECT i,
+		   CASE i % 3 WHEN 0 THEN 'my card has not arrived yet, number ' || i
+					  WHEN 1 THEN 'my transfer is still pending, reference ' || i
+					  ELSE 'I forgot my password again, account ' || i END,
+		   CASE WHEN i <= 30 THEN (ARRAY['card', 'transfer', 'password'])[i % 3 + 1] END
+	FROM generate_series(1, 1500) i;
+	SELECT hl_create_model('tickets', 'tickets', text_column => 'body', label_column => 'category');
+	SELECT version FROM hl_train('tickets');
+	SELECT hl_watch('tickets');
+});
+
+# Label the row with id $1 with its true topic.
+sub label_sql
+{
+	my ($id) = @_;
+	return "UPDATE tickets SET category = (ARRAY['card', 'transfer', 'password'])[$id % 3 + 1] WHERE id = $id";
+}
+
+# New labels make a new version appear, counting every label.
+$node->safe_psql('postgres', label_sql($_)) for (31 .. 35);
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = 35 FROM hl_models WHERE name = 'tickets'"),
+	'labels inserted after hl_watch appear in a new version');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) > 0 FROM hl_model_versions WHERE name = 'tickets' AND kind = 'update'"),
+	't', 'new labels were applied by the fast update');
+is($node->safe_psql('postgres', "SELECT queue_depth FROM hl_worker_status WHERE name = 'tickets'"),
+	'0', 'the queue is empty after the update');
+
+# A burst of 1,000 single-row label commits from four sessions loses nothing.
+my @sessions;
+for my $s (0 .. 3)
+{
+	my $sql = join('', map { label_sql(36 + $s * 250 + $_) . ";\n" } (0 .. 249));
+	my $file = $node->basedir . "/burst_$s.sql";
+	open(my $fh, '>', $file) or die "could not write $file: $!";
+	print $fh $sql;
+	close($fh);
+	push @sessions, IPC::Run::start(
+		[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-f', $file ],
+		'>', \my $out, '2>', \my $err);
+}
+$_->finish for @sessions;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM tickets WHERE category IS NOT NULL'),
+	'1035', 'every burst insert committed');
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = 1035 FROM hl_models WHERE name = 'tickets'"),
+	'the final version contains every label of the burst');
+ok( $node->poll_query_until('postgres',
+		"SELECT queue_depth = 0 FROM hl_worker_status WHERE name = 'tickets'"),
+	'the queue drains after the burst');
+is( $node->safe_psql('postgres', q{
+		SELECT count(*) FROM (
+			SELECT labelled_rows < lag(labelled_rows) OVER (ORDER BY version) AS shrank
+			FROM hl_model_versions WHERE name = 'tickets') v
+		WHERE shrank}),
+	'0', 'label counts never go down from one version to the next');
+is($node->safe_psql('postgres', "SELECT hl_predict('tickets', 'card not arrived')"),
+	'card', 'the updated model predicts');
+
+# The worker comes back after a restart and applies labels given meanwhile.
+$node->stop;
+$node->start;
+$node->safe_psql('postgres', label_sql(1100));
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = 1036 FROM hl_models WHERE name = 'tickets'"),
+	'the worker updates the model after a restart');
+
+# A crash during an update leaves the previous version current and the
+# queue intact: hold the model's lock so the worker blocks mid-update, then
+# kill the worker.
+my $version = $node->safe_psql('postgres', "SELECT current_version FROM hl_models WHERE name = 'tickets'");
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe("SELECT 1 FROM humanloop.models WHERE name = 'tickets' FOR NO KEY UPDATE");
+$node->safe_psql('postgres', label_sql(1101));
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND wait_event_type = 'Lock'"),
+	'the worker waits for the model in the middle of an update');
+my $worker_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND wait_event_type = 'Lock'");
+kill 'KILL', $worker_pid;
+eval { $holder->quit; };
+ok( $node->poll_query_until('postgres', 'SELECT true'),
+	'the server is back after the crash');
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = 1037 AND current_version > $version FROM hl_models WHERE name = 'tickets'"),
+	'after recovery the pending label is applied');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM hl_model_versions WHERE name = 'tickets' AND version > $version"),
+	'1', 'the killed update left no version behind');
+
+# A model whose update keeps failing does not hold up another model.
+$node->safe_psql('postgres', q{
+	CREATE TABLE broken (id int PRIMARY KEY, body text, label text);
+	INSERT INTO broken SELECT i, 'text ' || i, CASE WHEN i <= 4 THEN (ARRAY['a', 'b'])[i % 2 + 1] END
+	FROM generate_series(1, 20) i;
+	SELECT hl_create_model('broken', 'broken', text_column => 'body', label_column => 'label');
+	SELECT version FROM hl_train('broken');
+	SELECT hl_watch('broken');
+	ALTER TABLE broken RENAME COLUMN body TO content;
+	UPDATE broken SET label = 'a' WHERE id = 5;
+});
+$node->safe_psql('postgres', label_sql(1102));
+ok( $node->poll_query_until('postgres',
+		"SELECT failures > 0 AND last_error LIKE '%no longer exists%' FROM hl_worker_status WHERE name = 'broken'"),
+	'the failing model shows its error in hl_worker_status');
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = 1038 FROM hl_models WHERE name = 'tickets'"),
+	'the other model is still updated');
+is($node->safe_psql('postgres', "SELECT queue_depth FROM hl_worker_status WHERE name = 'broken'"),
+	'1', 'the failing model keeps its queued change');
+
+# Updates run as the model's owner: what the owner cannot read, the worker cannot.
+$node->safe_psql('postgres', q{
+	CREATE ROLE annotator LOGIN;
+	CREATE TABLE private_texts (id int PRIMARY KEY, body text);
+	INSERT INTO private_texts SELECT i, 'private text ' || i FROM generate_series(1, 20) i;
+	GRANT SELECT ON private_texts TO annotator;
+	GRANT CREATE ON SCHEMA public TO annotator;
+});
+$node->safe_psql('postgres', q{
+	CREATE TABLE my_labels (item int, label text);
+	INSERT INTO my_labels VALUES (1, 'x'), (2, 'y');
+	SELECT hl_create_model('owned', 'private_texts', text_column => 'body',
+						   labels_relation => 'my_labels', labels_id_column => 'item', label_column => 'label');
+	SELECT version FROM hl_train('owned');
+	SELECT hl_watch('owned');
+}, extra_params => [ '-U', 'annotator' ]);
+$node->safe_psql('postgres', 'REVOKE SELECT ON private_texts FROM annotator');
+$node->safe_psql('postgres', "INSERT INTO my_labels VALUES (3, 'x')", extra_params => [ '-U', 'annotator' ]);
+ok( $node->poll_query_until('postgres',
+		"SELECT last_error LIKE '%permission denied%' FROM hl_worker_status WHERE name = 'owned'"),
+	'the worker cannot read what the model owner cannot read');
+is($node->safe_psql('postgres', "SELECT current_version FROM hl_models WHERE name = 'owned'"),
+	'1', 'no version was stored for the unreadable model');
+
+$node->stop;
+done_testing();
