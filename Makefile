@@ -40,3 +40,6 @@ check-core: test/core/core_test
 	test/core/core_test
 
 .PHONY: check-core
+
+# PGXS tracks no header dependencies: rebuild every object when a header changes.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

@@ -43,7 +43,10 @@ CREATE TABLE humanloop.model_versions (
 	train_seconds double precision NOT NULL,
 	metrics jsonb NOT NULL,
 	posterior bytea NOT NULL,
-	PRIMARY KEY (model_id, version)
+	base_version integer,
+	root_version integer,
+	PRIMARY KEY (model_id, version),
+	CHECK ((base_version IS NULL) = (root_version IS NULL))
 );
 
 -- The posterior is mostly float32 weights, which compression does not shrink.
@@ -295,6 +298,7 @@ CREATE VIEW hl_model_versions AS
 SELECT m.name,
 	   v.version,
 	   v.kind,
+	   v.base_version,
 	   v.created_at,
 	   v.labelled_rows,
 	   cardinality(v.labels) AS classes,

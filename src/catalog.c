@@ -359,11 +359,12 @@ hl_catalog_delete_model(const char *name)
 int32
 hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
 					   Datum labels, double seconds, const char *metrics_json,
-					   bytea *posterior)
+					   bytea *posterior, int32 base_version, int32 root_version)
 {
-	Oid			argtypes[7] = {INT4OID, INT4OID, TEXTARRAYOID, FLOAT8OID,
-	TEXTOID, BYTEAOID, TEXTOID};
-	Datum		values[7];
+	Oid			argtypes[9] = {INT4OID, INT4OID, TEXTARRAYOID, FLOAT8OID,
+	TEXTOID, BYTEAOID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
 	int32		version;
 	int			ret;
 
@@ -374,6 +375,10 @@ hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
 	values[4] = CStringGetTextDatum(metrics_json);
 	values[5] = PointerGetDatum(posterior);
 	values[6] = CStringGetTextDatum(kind);
+	values[7] = Int32GetDatum(base_version);
+	values[8] = Int32GetDatum(root_version);
+	if (base_version == 0)
+		nulls[7] = nulls[8] = 'n';
 
 	hl_spi_connect();
 
@@ -383,11 +388,11 @@ hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
 	 */
 	ret = SPI_execute_with_args("INSERT INTO humanloop.model_versions"
 								" (model_id, version, kind, labelled_rows, labels,"
-								"  train_seconds, metrics, posterior)"
-								" SELECT $1, coalesce(max(version), 0) + 1, $7, $2, $3, $4, $5::jsonb, $6"
+								"  train_seconds, metrics, posterior, base_version, root_version)"
+								" SELECT $1, coalesce(max(version), 0) + 1, $7, $2, $3, $4, $5::jsonb, $6, $8, $9"
 								"   FROM humanloop.model_versions WHERE model_id = $1"
 								" RETURNING version",
-								7, argtypes, values, NULL, false, 1);
+								9, argtypes, values, nulls, false, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into humanloop.model_versions: SPI error %d", ret);
 	version = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
@@ -399,12 +404,18 @@ hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not update humanloop.models: SPI error %d", ret);
 
-	/* Keep the newest humanloop.keep_versions versions; the current one is the newest. */
+	/*
+	 * Keep the newest humanloop.keep_versions versions (the current one is
+	 * the newest) and every full version that a kept patch is built on.
+	 */
 	if (hl_keep_versions > 0)
 	{
 		values[1] = Int32GetDatum(version - hl_keep_versions);
 		ret = SPI_execute_with_args("DELETE FROM humanloop.model_versions"
-									" WHERE model_id = $1 AND version <= $2",
+									" WHERE model_id = $1 AND version <= $2"
+									"   AND version < (SELECT coalesce(min(coalesce(root_version, version)), $2 + 1)"
+									"                    FROM humanloop.model_versions"
+									"                   WHERE model_id = $1 AND version > $2)",
 									2, argtypes, values, NULL, false, 0);
 		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "could not prune humanloop.model_versions: SPI error %d", ret);

@@ -28,12 +28,16 @@ extern bool hl_catalog_delete_model(const char *name);
 
 /*
  * Store a version as current and return its number; kind is "full" or
- * "update".  Versions older than the newest humanloop.keep_versions go.
+ * "update".  A patch posterior names its base version and the full version
+ * its chain of patches starts from; both are 0 for a full posterior.
+ * Versions older than the newest humanloop.keep_versions go, unless a kept
+ * patch needs them.
  */
 extern int32 hl_catalog_add_version(int32 model_id, const char *kind,
 									int32 labelled_rows, Datum labels,
 									double seconds, const char *metrics_json,
-									bytea *posterior);
+									bytea *posterior, int32 base_version,
+									int32 root_version);
 
 /*
  * Make an existing version of def current and return the version that was

@@ -53,6 +53,8 @@ typedef struct HlModel
 {
 	int32		model_id;
 	int32		version;
+	int32		patch_depth;	/* patches between this version and a full one */
+	int32		root_version;	/* the full version the patches start from */
 	HlFeatureConfig features;
 	const float *idf;
 	HlClassifier classifier;

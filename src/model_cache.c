@@ -8,7 +8,12 @@
  * keyed by model id and version; a new version is simply a new key, and old
  * ones fall out by least recent use.  Callers never keep a model pointer
  * across calls: each call looks the model up again, so eviction between
- * calls is safe.
+ * calls is safe.  A version stored as a patch is loaded by copying its base
+ * version, itself loaded through the cache, and applying the patch.
+ *
+ * The background worker builds each new version from a copy of the current
+ * one (the pending model), and installs the copy under its new version only
+ * after the transaction that stored it has committed.
  */
 #include "compat.h"
 
@@ -40,27 +45,93 @@ typedef struct HlCallCache
 } HlCallCache;
 
 static MemoryContext hl_cache_context = NULL;
+static HlModel *hl_pending_model = NULL;
 static HlCacheSlot hl_cache[HL_CACHE_SLOTS];
 static uint64 hl_cache_clock = 0;
 
-/* Deserialise version of model_id into a new memory context of its own. */
-static HlModel *
-hl_model_load(const char *name, int32 model_id, int32 version, MemoryContext context)
+static HlModel *hl_cache_get(const char *name, int32 model_id, int32 version);
+
+/* The scratch space every loaded model needs for scoring. */
+static void
+hl_model_init_scratch(HlModel *model)
 {
-	MemoryContext old = MemoryContextSwitchTo(context);
-	HlModel    *model = palloc0(sizeof(HlModel));
-	bytea	   *blob = hl_catalog_fetch_posterior(model_id, version, context);
-	char	   *what = psprintf("model \"%s\" version %d", name, version);
-
-	model->model_id = model_id;
-	model->version = version;
-	model->context = context;
-	hl_posterior_deserialize(blob, model, what);
-
 	model->featurizer = hl_featurizer_create(&model->features);
 	hl_sparse_init(&model->vec);
 	model->proba = palloc0(sizeof(float) * model->classifier.n_classes);
 	model->workspace = palloc0(sizeof(float) * hl_classifier_workspace_size(&model->classifier));
+}
+
+/* Copy src, arrays and labels included, into context. */
+static HlModel *
+hl_model_copy(const HlModel *src, MemoryContext context)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	HlModel    *model = palloc0(sizeof(HlModel));
+	uint32		dim = src->classifier.dim;
+	uint32		k = src->classifier.n_classes;
+	Size		cells = (Size) dim * k;
+	float	   *idf = palloc_extended(sizeof(float) * dim, MCXT_ALLOC_HUGE);
+
+	*model = *src;
+	model->context = context;
+	memcpy(idf, src->idf, sizeof(float) * dim);
+	model->idf = idf;
+	model->classifier.mean = palloc_extended(sizeof(float) * cells, MCXT_ALLOC_HUGE);
+	memcpy(model->classifier.mean, src->classifier.mean, sizeof(float) * cells);
+	model->classifier.precision = palloc_extended(sizeof(float) * cells, MCXT_ALLOC_HUGE);
+	memcpy(model->classifier.precision, src->classifier.precision, sizeof(float) * cells);
+	model->classifier.bias_mean = palloc(sizeof(float) * k);
+	memcpy(model->classifier.bias_mean, src->classifier.bias_mean, sizeof(float) * k);
+	model->classifier.bias_precision = palloc(sizeof(float) * k);
+	memcpy(model->classifier.bias_precision, src->classifier.bias_precision, sizeof(float) * k);
+	model->labels = palloc(sizeof(char *) * src->n_labels);
+	for (uint32 i = 0; i < src->n_labels; i++)
+		model->labels[i] = pstrdup(src->labels[i]);
+	hl_model_init_scratch(model);
+
+	MemoryContextSwitchTo(old);
+	return model;
+}
+
+/*
+ * Load version of model_id into context: deserialise a full posterior, or
+ * copy the base version of a patch (through the cache) and apply the patch.
+ */
+static HlModel *
+hl_model_load(const char *name, int32 model_id, int32 version, MemoryContext context)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	HlModel    *model;
+	bytea	   *blob = hl_catalog_fetch_posterior(model_id, version, context);
+	char	   *what = psprintf("model \"%s\" version %d", name, version);
+	int32		base_version;
+	int32		depth;
+
+	if (hl_posterior_patch_info(blob, &base_version, &depth, what))
+	{
+		HlModel    *base;
+
+		if (base_version >= version)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("posterior of %s is damaged", what),
+					 errdetail("It patches version %d, which is not older.", base_version)));
+		base = hl_cache_get(name, model_id, base_version);
+		model = hl_model_copy(base, context);
+		hl_posterior_apply_patch(blob, model, what);
+		model->root_version = base->root_version;
+		pfree(blob);
+	}
+	else
+	{
+		model = palloc0(sizeof(HlModel));
+		hl_posterior_deserialize(blob, model, what);
+		model->context = context;
+		model->root_version = version;
+		hl_model_init_scratch(model);
+	}
+	model->model_id = model_id;
+	model->version = version;
 
 	MemoryContextSwitchTo(old);
 	return model;
@@ -87,17 +158,53 @@ hl_model_load_or_free(const char *name, int32 model_id, int32 version,
 	return model;
 }
 
-/* Return the cached model for (model_id, version), loading it if needed. */
-static HlModel *
-hl_cache_get(const char *name, int32 model_id, int32 version)
+/* Return the cache context, creating it on first use. */
+static MemoryContext
+hl_cache_memory(void)
 {
-	HlCacheSlot *victim = NULL;
-	MemoryContext context;
-
 	if (hl_cache_context == NULL)
 		hl_cache_context = AllocSetContextCreate(TopMemoryContext,
 												 "humanloop model cache",
 												 ALLOCSET_DEFAULT_SIZES);
+	return hl_cache_context;
+}
+
+/* Put a loaded model into the least recently used slot. */
+static void
+hl_cache_install(HlModel *model, MemoryContext context)
+{
+	HlCacheSlot *victim = NULL;
+
+	for (int i = 0; i < HL_CACHE_SLOTS; i++)
+	{
+		HlCacheSlot *slot = &hl_cache[i];
+
+		if (slot->model_id == model->model_id && slot->version == model->version)
+		{
+			/* Already there (installed by a nested load): keep the old copy. */
+			MemoryContextDelete(context);
+			return;
+		}
+		if (victim == NULL || slot->model_id == 0 ||
+			(victim->model_id != 0 && slot->last_used < victim->last_used))
+			victim = slot;
+	}
+
+	if (victim->model_id != 0)
+		MemoryContextDelete(victim->context);
+	victim->context = context;
+	victim->model = model;
+	victim->model_id = model->model_id;
+	victim->version = model->version;
+	victim->last_used = ++hl_cache_clock;
+}
+
+/* Return the cached model for (model_id, version), loading it if needed. */
+static HlModel *
+hl_cache_get(const char *name, int32 model_id, int32 version)
+{
+	MemoryContext context;
+	HlModel    *model;
 
 	for (int i = 0; i < HL_CACHE_SLOTS; i++)
 	{
@@ -108,26 +215,54 @@ hl_cache_get(const char *name, int32 model_id, int32 version)
 			slot->last_used = ++hl_cache_clock;
 			return slot->model;
 		}
-		if (victim == NULL || slot->model_id == 0 ||
-			(victim->model_id != 0 && slot->last_used < victim->last_used))
-			victim = slot;
 	}
 
-	/* Free the least recently used slot before loading into it. */
-	if (victim->model_id != 0)
-	{
-		MemoryContextDelete(victim->context);
-		victim->model_id = 0;
-	}
-
-	context = AllocSetContextCreate(hl_cache_context, "humanloop model",
+	/*
+	 * Load before choosing a slot: loading a patch loads its base through
+	 * this cache, which must not evict a slot we are about to fill.
+	 */
+	context = AllocSetContextCreate(hl_cache_memory(), "humanloop model",
 									ALLOCSET_DEFAULT_SIZES);
-	victim->model = hl_model_load_or_free(name, model_id, version, context);
-	victim->context = context;
-	victim->model_id = model_id;
-	victim->version = version;
-	victim->last_used = ++hl_cache_clock;
-	return victim->model;
+	model = hl_model_load_or_free(name, model_id, version, context);
+	hl_cache_install(model, context);
+	return hl_cache_get(name, model_id, version);
+}
+
+HlModel *
+hl_model_version(const char *name, int32 model_id, int32 version)
+{
+	return hl_cache_get(name, model_id, version);
+}
+
+HlModel *
+hl_model_cache_prepare_copy(const HlModel *base)
+{
+	MemoryContext context;
+
+	hl_model_cache_discard_pending();
+	context = AllocSetContextCreate(hl_cache_memory(), "humanloop pending model",
+									ALLOCSET_DEFAULT_SIZES);
+	hl_pending_model = hl_model_copy(base, context);
+	return hl_pending_model;
+}
+
+void
+hl_model_cache_commit_pending(int32 version)
+{
+	if (hl_pending_model == NULL)
+		return;
+	hl_pending_model->version = version;
+	hl_cache_install(hl_pending_model, hl_pending_model->context);
+	hl_pending_model = NULL;
+}
+
+void
+hl_model_cache_discard_pending(void)
+{
+	if (hl_pending_model == NULL)
+		return;
+	MemoryContextDelete(hl_pending_model->context);
+	hl_pending_model = NULL;
 }
 
 /* Raise the error for a model that has no trained version yet. */

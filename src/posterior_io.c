@@ -12,6 +12,12 @@
  *	labels	 n_labels NUL-terminated UTF-8 names, padded with zeros to 4 bytes
  *
  * The payload (everything after the header) is protected by payload_crc.
+ *
+ * A version stored by the background worker's fast update is usually a
+ * patch instead: HlPatchHeader (magic "HLPT"), then the touched feature
+ * indices, their rows of mean and precision, and both bias arrays.  It is
+ * applied to a copy of its base version, which may itself be a patch; the
+ * worker stores a full posterior again before chains grow long.
  * Deserialisation checks magic, format version, the reserved fields, both
  * checksums and every size, with overflow checks, before it reads the
  * payload, and points the model's arrays into the bytea instead of copying.
@@ -259,4 +265,165 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	}
 	if (!(isfinite(header.temperature) && header.temperature > 0))
 		hl_posterior_damaged(what, "Its temperature is not a positive number.");
+}
+
+#define HL_PATCH_MAGIC 0x54504c48		/* "HLPT" read as little-endian */
+
+typedef struct HlPatchHeader
+{
+	uint32		magic;
+	uint16		format_version;
+	uint16		reserved;		/* must be zero */
+	uint32		dim;
+	uint32		n_classes;
+	uint32		n_rows;
+	int32		base_version;
+	int32		depth;
+	uint32		payload_crc;
+	uint64		payload_bytes;
+	uint32		reserved2;		/* must be zero */
+	uint32		header_crc;		/* of the bytes above */
+} HlPatchHeader;
+
+StaticAssertDecl(sizeof(HlPatchHeader) == 48, "patch header must be 48 bytes");
+
+/* Return the payload bytes of a patch, or false on overflow. */
+static bool
+hl_patch_payload_bytes(uint32 n_rows, uint32 n_classes, uint64 *bytes)
+{
+	uint64		cells;
+	uint64		floats;
+
+	if (pg_mul_u64_overflow((uint64) n_rows, (uint64) n_classes, &cells) ||
+		pg_mul_u64_overflow(cells, 2, &floats) ||
+		pg_add_u64_overflow(floats, 2 * (uint64) n_classes + n_rows, &floats) ||
+		pg_mul_u64_overflow(floats, sizeof(float), bytes))
+		return false;
+	return true;
+}
+
+bytea *
+hl_posterior_serialize_patch(const HlClassifier *classifier, const uint32 *touched,
+							 uint32 n_touched, int32 base_version, int32 depth)
+{
+	HlPatchHeader header;
+	uint32		k = classifier->n_classes;
+	uint64		payload_bytes;
+	bytea	   *blob;
+	char	   *payload;
+	char	   *p;
+
+	if (!hl_patch_payload_bytes(n_touched, k, &payload_bytes) ||
+		payload_bytes + sizeof(header) + VARHDRSZ > MaxAllocSize)
+		elog(ERROR, "patch of %u rows and %u classes is too large", n_touched, k);
+
+	blob = (bytea *) palloc0(VARHDRSZ + sizeof(header) + payload_bytes);
+	SET_VARSIZE(blob, VARHDRSZ + sizeof(header) + payload_bytes);
+	p = payload = VARDATA(blob) + sizeof(header);
+
+	memcpy(p, touched, sizeof(uint32) * n_touched);
+	p += sizeof(uint32) * n_touched;
+	for (uint32 t = 0; t < n_touched; t++)
+	{
+		memcpy(p, classifier->mean + (size_t) touched[t] * k, sizeof(float) * k);
+		p += sizeof(float) * k;
+	}
+	for (uint32 t = 0; t < n_touched; t++)
+	{
+		memcpy(p, classifier->precision + (size_t) touched[t] * k, sizeof(float) * k);
+		p += sizeof(float) * k;
+	}
+	memcpy(p, classifier->bias_mean, sizeof(float) * k);
+	p += sizeof(float) * k;
+	memcpy(p, classifier->bias_precision, sizeof(float) * k);
+
+	memset(&header, 0, sizeof(header));
+	header.magic = HL_PATCH_MAGIC;
+	header.format_version = HL_POSTERIOR_FORMAT;
+	header.dim = classifier->dim;
+	header.n_classes = k;
+	header.n_rows = n_touched;
+	header.base_version = base_version;
+	header.depth = depth;
+	header.payload_bytes = payload_bytes;
+	header.payload_crc = hl_crc32c(payload, payload_bytes);
+	header.header_crc = hl_crc32c(&header, offsetof(HlPatchHeader, header_crc));
+	memcpy(VARDATA(blob), &header, sizeof(header));
+	return blob;
+}
+
+/* Copy out and check a patch header; raise the damaged-posterior error on failure. */
+static void
+hl_patch_header(bytea *blob, HlPatchHeader *header, const char *what)
+{
+	uint64		size = VARSIZE_ANY_EXHDR(blob);
+	uint64		payload_bytes;
+
+	memcpy(header, VARDATA_ANY(blob), sizeof(*header));
+	if (header->header_crc != hl_crc32c(header, offsetof(HlPatchHeader, header_crc)))
+		hl_posterior_damaged(what, "The checksum of its patch header does not match.");
+	if (header->format_version != HL_POSTERIOR_FORMAT ||
+		header->reserved != 0 || header->reserved2 != 0)
+		hl_posterior_damaged(what, "Its patch header has an unknown format or a reserved field set.");
+	if (header->n_classes < 2 || header->n_classes > HL_MAX_CLASSES ||
+		header->n_rows > header->dim || header->base_version < 1 || header->depth < 1 ||
+		!hl_patch_payload_bytes(header->n_rows, header->n_classes, &payload_bytes) ||
+		header->payload_bytes != payload_bytes ||
+		size != sizeof(*header) + payload_bytes)
+		hl_posterior_damaged(what, "Its patch sizes do not add up.");
+}
+
+bool
+hl_posterior_patch_info(bytea *blob, int32 *base_version, int32 *depth, const char *what)
+{
+	HlPatchHeader header;
+	uint32		magic;
+
+	if (VARSIZE_ANY_EXHDR(blob) < sizeof(uint32))
+		return false;
+	memcpy(&magic, VARDATA_ANY(blob), sizeof(magic));
+	if (magic != HL_PATCH_MAGIC)
+		return false;
+	if (VARSIZE_ANY_EXHDR(blob) < sizeof(header))
+		hl_posterior_damaged(what, "It is shorter than its patch header.");
+
+	hl_patch_header(blob, &header, what);
+	*base_version = header.base_version;
+	*depth = header.depth;
+	return true;
+}
+
+void
+hl_posterior_apply_patch(bytea *blob, HlModel *model, const char *what)
+{
+	HlPatchHeader header;
+	const char *payload;
+	const uint32 *rows;
+	const float *mean;
+	const float *precision;
+	uint32		k;
+
+	hl_patch_header(blob, &header, what);
+	if (header.dim != model->classifier.dim || header.n_classes != model->classifier.n_classes)
+		hl_posterior_damaged(what, "Its patch does not have the shape of its base version.");
+	payload = VARDATA_ANY(blob) + sizeof(header);
+	if (header.payload_crc != hl_crc32c(payload, header.payload_bytes))
+		hl_posterior_damaged(what, "The checksum of its patch payload does not match.");
+
+	k = header.n_classes;
+	rows = (const uint32 *) payload;
+	mean = (const float *) (rows + header.n_rows);
+	precision = mean + (size_t) header.n_rows * k;
+	for (uint32 t = 0; t < header.n_rows; t++)
+	{
+		if (rows[t] >= header.dim)
+			hl_posterior_damaged(what, "A patched feature is out of range.");
+		memcpy(model->classifier.mean + (size_t) rows[t] * k, mean + (size_t) t * k, sizeof(float) * k);
+		memcpy(model->classifier.precision + (size_t) rows[t] * k, precision + (size_t) t * k,
+			   sizeof(float) * k);
+	}
+	memcpy(model->classifier.bias_mean, precision + (size_t) header.n_rows * k, sizeof(float) * k);
+	memcpy(model->classifier.bias_precision, precision + (size_t) header.n_rows * k + k,
+		   sizeof(float) * k);
+	model->patch_depth = header.depth;
 }

@@ -24,4 +24,23 @@ extern bytea *hl_posterior_serialize(const HlFeatureConfig *features,
 extern void hl_posterior_deserialize(bytea *blob, HlModel *model,
 									 const char *what);
 
+/*
+ * Serialise the rows of features touched (n_touched sorted indices) and the
+ * biases of classifier as a patch over version base_version, depth patches
+ * deep.  Loading it needs the base version.
+ */
+extern bytea *hl_posterior_serialize_patch(const HlClassifier *classifier,
+										   const uint32 *touched, uint32 n_touched,
+										   int32 base_version, int32 depth);
+
+/*
+ * Return whether a detoasted posterior is a patch, and if so set its base
+ * version and depth.  Validates the patch header (ERRCODE_DATA_CORRUPTED).
+ */
+extern bool hl_posterior_patch_info(bytea *blob, int32 *base_version,
+									int32 *depth, const char *what);
+
+/* Apply a validated patch to model, a private copy of its base version. */
+extern void hl_posterior_apply_patch(bytea *blob, HlModel *model, const char *what);
+
 #endif							/* HL_POSTERIOR_IO_H */

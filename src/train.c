@@ -509,7 +509,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	appendStringInfoChar(&metrics, '}');
 
 	version = hl_catalog_add_version(def->model_id, "full", set.n_items, PointerGetDatum(label_array),
-									 seconds, metrics.data, posterior);
+									 seconds, metrics.data, posterior, 0, 0);
 
 	/* Copy the result to the caller's context, then free the rest. */
 	MemoryContextSwitchTo(caller_context);

@@ -3,9 +3,11 @@
  *		Incremental update of a model from its queued label changes.
  *
  * The background worker calls this for new labels between full retrains.
- * It loads a private copy of the current posterior, featurises the newly
- * labelled items with the version's own idf, applies the fast Bayesian
- * update of model_update.c and stores the result as a new version.  Items
+ * It takes a private copy of the current version (from the model cache, so
+ * usually without reading the catalog), featurises the newly labelled
+ * items with the version's own idf, applies the fast Bayesian update of
+ * model_update.c and stores the touched rows as a patch version.  The
+ * worker installs the copy in the cache once the transaction commits.  Items
  * the update cannot express (a label the version has never seen, several
  * labels on one item) make it give up, and the worker retrains in full.
  */
@@ -20,6 +22,7 @@
 #include "utils/memutils.h"
 
 #include "catalog.h"
+#include "model_cache.h"
 #include "model_update.h"
 #include "posterior_io.h"
 #include "text_source.h"
@@ -27,6 +30,9 @@
 
 /* Damped Newton steps per update; see model_update.c. */
 #define HL_UPDATE_STEPS 5
+
+/* Patches in a row before an update stores the whole posterior again. */
+#define HL_MAX_PATCH_DEPTH 20
 
 /* Return the class of label name in model, or -1. */
 static int32
@@ -51,16 +57,41 @@ hl_count_labelled(const HlModelDef *def)
 	return (int32) count;
 }
 
+/* Compare two uint32 for qsort. */
+static int
+hl_compare_uint32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Return the sorted, unique feature indices of nnz entries, in *n. */
+static uint32 *
+hl_touched_features(const uint32 *index, uint64 nnz, uint32 *n)
+{
+	uint32	   *touched = palloc(sizeof(uint32) * Max(nnz, 1));
+	uint32		count = 0;
+
+	memcpy(touched, index, sizeof(uint32) * nnz);
+	qsort(touched, nnz, sizeof(uint32), hl_compare_uint32);
+	for (uint64 e = 0; e < nnz; e++)
+		if (count == 0 || touched[count - 1] != touched[e])
+			touched[count++] = touched[e];
+	*n = count;
+	return touched;
+}
+
 bool
 hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *result)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	MemoryContext update_context;
-	HlModel		model;
-	bytea	   *blob;
+	HlModel    *base;
+	HlModel    *model;
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		values[2];
-	HlSparseVec vec;
 	uint64	   *row_start;
 	uint32	   *index;
 	float	   *value;
@@ -72,10 +103,12 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 	char		errbuf[256];
 	bytea	   *posterior;
 	Datum	   *label_datums;
+	uint32	   *touched;
+	uint32		n_touched;
+	int32		depth;
 	int32		labelled;
 	instr_time	start;
 	instr_time	elapsed;
-	char	   *what;
 	bool		ok = true;
 
 	INSTR_TIME_SET_CURRENT(start);
@@ -83,13 +116,8 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 										   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(update_context);
 
-	/* A private copy of the current version, changed in place. */
-	memset(&model, 0, sizeof(model));
-	what = psprintf("model \"%s\" version %d", def->name, def->current_version);
-	blob = hl_catalog_fetch_posterior(def->model_id, def->current_version, update_context);
-	hl_posterior_deserialize(blob, &model, what);
-	model.featurizer = hl_featurizer_create(&model.features);
-	hl_sparse_init(&vec);
+	/* The current version, usually still cached from the last update. */
+	base = hl_model_version(def->name, def->model_id, def->current_version);
 
 	/* The queued items with their current labels. */
 	values[0] = Int32GetDatum(def->model_id);
@@ -102,7 +130,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 
 	/* The arrays below outlive SPI_finish, which frees SPI's own context. */
 	MemoryContextSwitchTo(update_context);
-
+	model = hl_model_cache_prepare_copy(base);
 	row_start = palloc(sizeof(uint64) * (SPI_processed + 1));
 	label = palloc(sizeof(int32) * Max(SPI_processed, 1));
 	index = palloc(sizeof(uint32) * max_nnz);
@@ -121,6 +149,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 		char	   *name;
 		const char *body = "";
 		size_t		len = 0;
+		MemoryContext old;
 
 		/* A label removed since it was queued: nothing to learn from the item. */
 		if (isnull)
@@ -134,7 +163,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 			break;
 		}
 		name = TextDatumGetCString(elems[0]);
-		label[n_rows] = hl_find_label(&model, name);
+		label[n_rows] = hl_find_label(model, name);
 		if (label[n_rows] < 0)
 		{
 			ok = false;
@@ -151,24 +180,29 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 			if (len > (size_t) hl_max_text_bytes)
 				hl_check_text_length(len, psprintf("text of row \"%s\"", SPI_getvalue(tuple, desc, 1)));
 		}
-		hl_featurize_counts(model.featurizer, body, len, &vec);
-		hl_tfidf_apply(model.idf, &vec);
 
-		if (nnz + vec.nnz > max_nnz)
+		/* The featuriser's buffers belong to the model's context. */
+		old = MemoryContextSwitchTo(model->context);
+		hl_featurize_counts(model->featurizer, body, len, &model->vec);
+		hl_tfidf_apply(model->idf, &model->vec);
+		MemoryContextSwitchTo(old);
+
+		if (nnz + model->vec.nnz > max_nnz)
 		{
-			max_nnz = Max(max_nnz * 2, nnz + vec.nnz);
+			max_nnz = Max(max_nnz * 2, nnz + model->vec.nnz);
 			index = repalloc_huge(index, sizeof(uint32) * max_nnz);
 			value = repalloc_huge(value, sizeof(float) * max_nnz);
 		}
-		memcpy(index + nnz, vec.index, sizeof(uint32) * vec.nnz);
-		memcpy(value + nnz, vec.value, sizeof(float) * vec.nnz);
-		nnz += vec.nnz;
+		memcpy(index + nnz, model->vec.index, sizeof(uint32) * model->vec.nnz);
+		memcpy(value + nnz, model->vec.value, sizeof(float) * model->vec.nnz);
+		nnz += model->vec.nnz;
 		row_start[++n_rows] = nnz;
 	}
 
 	if (!ok)
 	{
 		SPI_finish();
+		hl_model_cache_discard_pending();
 		MemoryContextSwitchTo(caller_context);
 		MemoryContextDelete(update_context);
 		return false;
@@ -176,39 +210,60 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 	labelled = hl_count_labelled(def);
 	SPI_finish();
 
-	/* The fast Bayesian update, then a new version. */
+	/* The fast Bayesian update of the private copy. */
 	data.n_rows = n_rows;
-	data.dim = model.classifier.dim;
-	data.n_classes = model.classifier.n_classes;
+	data.dim = model->classifier.dim;
+	data.n_classes = model->classifier.n_classes;
 	data.row_start = row_start;
 	data.index = index;
 	data.value = value;
 	data.label = label;
 	data.weight = NULL;
 	data.group = NULL;
-	if (hl_classifier_update(&model.classifier, &data, HL_UPDATE_STEPS, errbuf, sizeof(errbuf)) != 0)
+	if (hl_classifier_update(&model->classifier, &data, HL_UPDATE_STEPS, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not update model \"%s\": %s", def->name, errbuf)));
 
-	posterior = hl_posterior_serialize(&model.features, model.idf, &model.classifier,
-									   model.labels, model.n_labels);
-	label_datums = palloc(sizeof(Datum) * model.n_labels);
-	for (uint32 k = 0; k < model.n_labels; k++)
-		label_datums[k] = CStringGetTextDatum(model.labels[k]);
+	/*
+	 * Store only the touched rows as a patch over the current version, or
+	 * the whole posterior when the chain of patches has grown long.
+	 */
+	touched = hl_touched_features(index, nnz, &n_touched);
+	depth = base->patch_depth + 1;
+	if (depth > HL_MAX_PATCH_DEPTH)
+	{
+		depth = 0;
+		posterior = hl_posterior_serialize(&model->features, model->idf, &model->classifier,
+										   model->labels, model->n_labels);
+	}
+	else
+		posterior = hl_posterior_serialize_patch(&model->classifier, touched, n_touched,
+												 base->version, depth);
+	model->patch_depth = depth;
+	model->root_version = depth > 0 ? base->root_version : 0;
+
+	label_datums = palloc(sizeof(Datum) * model->n_labels);
+	for (uint32 k = 0; k < model->n_labels; k++)
+		label_datums[k] = CStringGetTextDatum(model->labels[k]);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 
 	result->labelled_rows = labelled;
-	result->classes = model.n_labels;
+	result->classes = model->n_labels;
 	result->seconds = INSTR_TIME_GET_DOUBLE(elapsed);
-	result->metrics_json = psprintf("{\"update_rows\": %u, \"base_version\": %d, \"labelled_rows\": %d}",
-									n_rows, def->current_version, labelled);
+	result->metrics_json = psprintf("{\"update_rows\": %u, \"base_version\": %d, \"labelled_rows\": %d,"
+									" \"patched_features\": %u}",
+									n_rows, def->current_version, labelled, depth > 0 ? n_touched : 0);
 	result->version = hl_catalog_add_version(def->model_id, "update", labelled,
-											 PointerGetDatum(construct_array(label_datums, model.n_labels,
+											 PointerGetDatum(construct_array(label_datums, model->n_labels,
 																			 TEXTOID, -1, false, TYPALIGN_INT)),
-											 result->seconds, result->metrics_json, posterior);
+											 result->seconds, result->metrics_json, posterior,
+											 depth > 0 ? base->version : 0,
+											 depth > 0 ? base->root_version : 0);
+	if (depth == 0)
+		model->root_version = result->version;
 
 	MemoryContextSwitchTo(caller_context);
 	result->metrics_json = pstrdup(result->metrics_json);

@@ -55,6 +55,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "model_cache.h"
 #include "text_source.h"
 #include "train.h"
 #include "update.h"
@@ -650,6 +651,9 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 
+		/* Committed: the copy the fast update changed is now that version. */
+		hl_model_cache_commit_pending(version);
+
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(LOG,
@@ -665,6 +669,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		hl_model_cache_discard_pending();
 
 		ereport(LOG,
 				(errmsg("humanloop: could not update model %d: %s", p->model_id, edata->message),
