@@ -218,7 +218,7 @@ hl_catalog_fetch(const char *name, int32 model_id, bool for_update)
 					 errmsg("permission denied to change model \"%s\"", name),
 					 errdetail("The model is owned by role \"%s\".",
 							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
-					 errhint("Ask a member of the owning role to train it, or to grant you membership.")));
+					 errhint("Ask a member of the owning role to do it, or to grant you membership in that role.")));
 		SPI_processed = 0;
 	}
 	if (SPI_processed == 0 && name == NULL)
@@ -527,4 +527,21 @@ hl_catalog_set_current_version(const HlModelDef *def, int32 version)
 		elog(ERROR, "could not update humanloop.models: SPI error %d", ret);
 	SPI_finish();
 	return def->current_version;
+}
+
+bool
+hl_catalog_model_exists(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	values[0] = CStringGetTextDatum(name);
+	hl_spi_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM humanloop.models WHERE name = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.models");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
 }

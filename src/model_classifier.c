@@ -1601,6 +1601,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 	report->temperature = temperature;
 	report->variance_scale = scale;
 	report->covariance_prior_precision = alpha;
+	model->covariance_precision = (float) alpha;
 
 	lbfgs_free(&solver);
 	hl_free(col_map);

@@ -65,6 +65,7 @@ typedef struct HlClassifier
 	float		prior_precision;
 	float		temperature;
 	float		variance_scale;
+	float		covariance_precision;	/* prior part of precision; 0 if unknown */
 } HlClassifier;
 
 typedef struct HlFitReport

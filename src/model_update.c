@@ -101,6 +101,7 @@ hl_classifier_update(HlClassifier *model, const HlDataset *data,
 	float	   *bias_curv;
 	float	   *z;
 	float	   *p;
+	float		prior_shift = 0.0f;
 
 	/* Validate before changing anything. */
 	if (data->dim != model->dim || data->n_classes != k)
@@ -133,6 +134,15 @@ hl_classifier_update(HlClassifier *model, const HlDataset *data,
 	for (uint64_t e = 0; e < nnz; e++)
 		if (n_touched == 0 || touched[n_touched - 1] != touched[e])
 			touched[n_touched++] = touched[e];
+
+	/*
+	 * The stored precision holds an evidence-chosen prior part
+	 * (covariance_precision), meant for the predictive variance.  The mean
+	 * was fitted under the prior precision chosen on held-out rows, so the
+	 * Newton steps swap one for the other, as a refit would.
+	 */
+	if (model->covariance_precision > 0 && model->prior_precision > 0)
+		prior_shift = model->prior_precision - model->covariance_precision;
 
 	/* The prior is the current posterior of the touched weights and the biases. */
 	prior_mean = hl_alloc_array((size_t) n_touched * k + k, sizeof(float));
@@ -208,9 +218,10 @@ hl_classifier_update(HlClassifier *model, const HlDataset *data,
 			for (uint32_t c = 0; c < k; c++)
 			{
 				size_t		s = (size_t) t * k + c;
-				float		g = grad[s] + prior_prec[s] * (mean[c] - prior_mean[s]);
+				float		p0 = fmaxf(prior_prec[s] + prior_shift, model->prior_precision);
+				float		g = grad[s] + p0 * (mean[c] - prior_mean[s]);
 
-				mean[c] -= (float) (UPDATE_DAMPING * g / (prior_prec[s] + curv[s]));
+				mean[c] -= (float) (UPDATE_DAMPING * g / (p0 + curv[s]));
 			}
 		}
 		for (uint32_t c = 0; c < k; c++)

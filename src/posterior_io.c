@@ -54,7 +54,7 @@ typedef struct HlPosteriorHeader
 	uint32		labels_bytes;
 	uint32		payload_crc;
 	uint64		payload_bytes;
-	uint32		reserved2;		/* must be zero */
+	float		covariance_precision;
 	uint32		header_crc;		/* of the bytes above */
 } HlPosteriorHeader;
 
@@ -154,6 +154,7 @@ hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
 	header.prior_precision = classifier->prior_precision;
 	header.temperature = classifier->temperature;
 	header.variance_scale = classifier->variance_scale;
+	header.covariance_precision = classifier->covariance_precision;
 	header.labels_bytes = (uint32) labels_bytes;
 	header.payload_bytes = float_bytes + labels_bytes;
 	header.payload_crc = hl_crc32c(payload, header.payload_bytes);
@@ -204,7 +205,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	if (header.format_version != HL_POSTERIOR_FORMAT)
 		hl_posterior_damaged(what, psprintf("Its format version is %u; this build of humanloop reads version %d.",
 											header.format_version, HL_POSTERIOR_FORMAT));
-	if (header.reserved != 0 || header.reserved2 != 0)
+	if (header.reserved != 0)
 		hl_posterior_damaged(what, "A reserved header field is not zero.");
 	if (header.task != HL_TASK_CLASSIFICATION)
 		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
@@ -248,6 +249,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	model->classifier.prior_precision = header.prior_precision;
 	model->classifier.temperature = header.temperature;
 	model->classifier.variance_scale = header.variance_scale;
+	model->classifier.covariance_precision = header.covariance_precision;
 
 	/* Label names: exactly n_labels NUL-terminated strings. */
 	labels = payload + float_bytes;

@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "text_source.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(hl_create_model);
 PG_FUNCTION_INFO_V1(hl_drop_model);
@@ -83,6 +84,10 @@ hl_drop_model(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		if_exists = PG_GETARG_BOOL(1);
+
+	/* Triggers left behind would reject every later label change. */
+	if (hl_catalog_model_exists(name))
+		hl_drop_watch_triggers(hl_catalog_fetch_model(name, true));
 
 	if (hl_catalog_delete_model(name))
 		PG_RETURN_BOOL(true);

@@ -39,6 +39,41 @@ hl_spi_exec(const char *sql, int expected)
 		elog(ERROR, "could not run \"%s\": SPI error %d", sql, ret);
 }
 
+/* Drop the label triggers of model_id from relation relid (named rel); SPI is connected. */
+static void
+hl_drop_watch_triggers_in(int32 model_id, Oid relid, const char *rel)
+{
+	uint64		n;
+	char	  **names;
+
+	hl_spi_exec(psprintf("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = %u"
+						 " AND tgname IN ('hl_watch_%d_insert', 'hl_watch_%d_update', 'hl_watch_%d_delete')",
+						 relid, model_id, model_id, model_id), SPI_OK_SELECT);
+	n = SPI_processed;
+	names = palloc(sizeof(char *) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+		names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	for (uint64 i = 0; i < n; i++)
+		hl_spi_exec(psprintf("DROP TRIGGER %s ON %s", quote_identifier(names[i]), rel),
+					SPI_OK_UTILITY);
+}
+
+void
+hl_drop_watch_triggers(const HlModelDef *def)
+{
+	Oid			relid = OidIsValid(def->labels_relation) ? def->labels_relation : def->relation;
+
+	/* A dropped relation took its triggers with it. */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	hl_drop_watch_triggers_in(def->model_id, relid,
+							  quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														 get_rel_name(relid)));
+	SPI_finish();
+}
+
 /*
  * hl_watch(name, watch) returns whether the model is watched afterwards
  */
@@ -89,19 +124,7 @@ hl_watch(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	/* Drop the model's triggers that exist, so watching twice is harmless. */
-	hl_spi_exec(psprintf("SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = %u"
-						 " AND tgname IN ('hl_watch_%d_insert', 'hl_watch_%d_update', 'hl_watch_%d_delete')",
-						 relid, def->model_id, def->model_id, def->model_id), SPI_OK_SELECT);
-	{
-		uint64		n = SPI_processed;
-		char	  **names = palloc(sizeof(char *) * Max(n, 1));
-
-		for (uint64 i = 0; i < n; i++)
-			names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		for (uint64 i = 0; i < n; i++)
-			hl_spi_exec(psprintf("DROP TRIGGER %s ON %s", quote_identifier(names[i]), rel),
-						SPI_OK_UTILITY);
-	}
+	hl_drop_watch_triggers_in(def->model_id, relid, rel);
 
 	if (watch)
 	{

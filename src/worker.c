@@ -21,6 +21,10 @@
  * stay as they were; the error is recorded in humanloop.worker_state and the
  * model is retried with exponential backoff while other models go on.
  *
+ * Each transaction of the launcher and the workers sets a new statement
+ * start time first, since now() in a background worker otherwise stays at
+ * the time the process started.
+ *
  * Shared memory: HlWorkerShared, protected by its spinlock.  A slot with a
  * database and pid 0 is a request the launcher has not served yet.
  */
@@ -369,6 +373,7 @@ hl_launch_all(void)
 	HeapTuple	tuple;
 	MemoryContext outer = CurrentMemoryContext;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -495,6 +500,7 @@ hl_pending_models(void)
 	MemoryContext outer = CurrentMemoryContext;
 	List	   *pending = NIL;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -644,6 +650,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 	INSTR_TIME_SET_CURRENT(start);
 	PG_TRY();
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "humanloop: updating a model");
@@ -676,6 +683,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 				 errdetail("Its queued changes stay queued; retry %d follows with backoff.",
 						   p->failures + 1)));
 
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		hl_record_state(p->model_id, false, 0, edata->message, p->failures + 1);
@@ -701,6 +709,7 @@ hl_process_queue(void)
 	ListCell   *lc;
 	bool		has_extension;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	has_extension = OidIsValid(get_extension_oid("humanloop", true));
 	CommitTransactionCommand();
@@ -785,6 +794,7 @@ hl_worker_main(Datum arg)
 	if (slot == NULL)
 		proc_exit(0);			/* another worker serves this database */
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	has_extension = OidIsValid(get_extension_oid("humanloop", true));
 	strlcpy(hl_database_name, get_database_name(database), NAMEDATALEN);

@@ -22,6 +22,9 @@ extern void hl_worker_request(void);
 /* Wake the current database's worker when the current transaction commits. */
 extern void hl_worker_wake_at_commit(void);
 
+/* Drop the label triggers hl_watch installed for def, if any. */
+extern void hl_drop_watch_triggers(const HlModelDef *def);
+
 /* Entry points of the background workers, named in their registration. */
 extern PGDLLEXPORT void hl_launcher_main(Datum arg);
 extern PGDLLEXPORT void hl_worker_main(Datum arg);

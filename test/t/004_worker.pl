@@ -139,6 +139,20 @@ ok( $node->poll_query_until('postgres',
 	'the other model is still updated');
 is($node->safe_psql('postgres', "SELECT queue_depth FROM hl_worker_status WHERE name = 'broken'"),
 	'1', 'the failing model keeps its queued change');
+is( $node->safe_psql('postgres',
+		"SELECT retry_at > last_error_at AND last_error_at > now() - interval '1 minute' FROM hl_worker_status WHERE name = 'broken'"),
+	't', 'the failure is timed now and the retry later');
+
+# Once the cause is fixed, the backoff ends and the model catches up.
+$node->safe_psql('postgres', 'ALTER TABLE broken RENAME COLUMN content TO body');
+ok( $node->poll_query_until('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 FROM hl_worker_status WHERE name = 'broken'"),
+	'the failing model is retried and catches up once fixed');
+
+# Dropping a watched model removes its triggers, so labelling goes on.
+$node->safe_psql('postgres', "SELECT hl_drop_model('broken')");
+is($node->psql('postgres', "UPDATE broken SET label = 'b' WHERE id = 6"),
+	0, 'labels can change after the watched model is dropped');
 
 # Updates run as the model's owner: what the owner cannot read, the worker cannot.
 $node->safe_psql('postgres', q{
