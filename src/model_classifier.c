@@ -1669,22 +1669,31 @@ hl_classifier_predict(const HlClassifier *model, const HlSparseVec *x,
 
 	/*
 	 * Predictive p and the mutual information from the same samples of the
-	 * scaled posterior, so MI = H[p] - mean_s H[p_s] <= H[p].
+	 * scaled posterior, so MI = H[p] - mean_s H[p_s] <= H[p].  The entropy
+	 * of a sample is lse(z) - sum_c q_c z_c, which needs no logarithm per
+	 * class; var becomes the scaled standard deviation in place.
 	 */
 	if (model->variance_scale > 0.0f)
 	{
 		float		inv_t = 1.0f / model->temperature;
 
+		for (uint32_t c = 0; c < k; c++)
+			var[c] = sqrtf(model->variance_scale * var[c]);
 		memset(p, 0, k * sizeof(float));
 		for (uint32_t s = 0; s < N_SAMPLES; s++)
 		{
+			double		lse;
+			double		qz = 0.0;
+
 			for (uint32_t c = 0; c < k; c++)
-				z[c] = (mu[c] + sqrtf(model->variance_scale * var[c]) *
-						sample_eps(s, c)) * inv_t;
-			softmax(z, k, q);
-			mean_h += entropy(q, k) / N_SAMPLES;
+				z[c] = (mu[c] + var[c] * sample_eps(s, c)) * inv_t;
+			lse = softmax(z, k, q);
 			for (uint32_t c = 0; c < k; c++)
+			{
+				qz += (double) q[c] * z[c];
 				p[c] += q[c] * (1.0f / N_SAMPLES);
+			}
+			mean_h += (lse - qz) / N_SAMPLES;
 		}
 	}
 	else
