@@ -55,6 +55,7 @@ static HlModel *hl_cache_get(const char *name, int32 model_id, int32 version);
 static void
 hl_model_init_scratch(HlModel *model)
 {
+	model->classifier.variance = NULL;
 	model->featurizer = hl_featurizer_create(&model->features);
 	hl_sparse_init(&model->vec);
 	model->proba = palloc0(sizeof(float) * model->classifier.n_classes);
@@ -132,6 +133,9 @@ hl_model_load(const char *name, int32 model_id, int32 version, MemoryContext con
 	}
 	model->model_id = model_id;
 	model->version = version;
+
+	/* Loaded versions never change, so prediction can read 1 / precision. */
+	hl_classifier_cache_variance(&model->classifier);
 
 	MemoryContextSwitchTo(old);
 	return model;

@@ -232,6 +232,32 @@ sample_eps(uint32_t s, uint32_t k)
 	}
 }
 
+/* Classes covered by the table of draws; larger models compute them. */
+#define EPS_TABLE_CLASSES 1024
+
+static float eps_table[N_SAMPLES][EPS_TABLE_CLASSES];
+static bool eps_table_ready = false;
+
+/*
+ * Return the row of draws of sample s for classes 0 .. k - 1 when k fits
+ * the table, else NULL.  The table is filled once per process; it depends
+ * on nothing but the constants above, so every process fills it alike.
+ */
+static inline const float *
+eps_row(uint32_t s, uint32_t k)
+{
+	if (k > EPS_TABLE_CLASSES)
+		return NULL;
+	if (!eps_table_ready)
+	{
+		for (uint32_t t = 0; t < N_SAMPLES; t++)
+			for (uint32_t c = 0; c < EPS_TABLE_CLASSES; c++)
+				eps_table[t][c] = sample_eps(t, c);
+		eps_table_ready = true;
+	}
+	return eps_table[s];
+}
+
 /*
  * Softmax of z (k entries) into p; returns log-sum-exp of z.  Stable for any
  * finite z because the maximum is subtracted first.
@@ -1175,6 +1201,8 @@ hl_classifier_alloc(HlClassifier *model, uint32_t dim, uint32_t n_classes)
 	model->prior_precision = 0.0f;
 	model->temperature = 1.0f;
 	model->variance_scale = 1.0f;
+	model->covariance_precision = 0.0f;
+	model->variance = NULL;
 }
 
 /* Free the arrays of a posterior; the struct itself belongs to the caller. */
@@ -1185,6 +1213,8 @@ hl_classifier_free(HlClassifier *model)
 	hl_free(model->precision);
 	hl_free(model->bias_mean);
 	hl_free(model->bias_precision);
+	hl_free(model->variance);
+	model->variance = NULL;
 	model->mean = NULL;
 	model->precision = NULL;
 	model->bias_mean = NULL;
@@ -1656,14 +1686,28 @@ hl_classifier_predict(const HlClassifier *model, const HlSparseVec *x,
 	{
 		size_t		off = (size_t) x->index[e] * k;
 		const float *w = model->mean + off;
-		const float *h = model->precision + off;
 		float		v = x->value[e];
 		float		v2 = v * v;
 
-		for (uint32_t c = 0; c < k; c++)
+		if (model->variance != NULL)
 		{
-			mu[c] += v * w[c];
-			var[c] += v2 / h[c];
+			const float *u = model->variance + off;
+
+			for (uint32_t c = 0; c < k; c++)
+			{
+				mu[c] += v * w[c];
+				var[c] += v2 * u[c];
+			}
+		}
+		else
+		{
+			const float *h = model->precision + off;
+
+			for (uint32_t c = 0; c < k; c++)
+			{
+				mu[c] += v * w[c];
+				var[c] += v2 / h[c];
+			}
 		}
 	}
 
@@ -1682,11 +1726,16 @@ hl_classifier_predict(const HlClassifier *model, const HlSparseVec *x,
 		memset(p, 0, k * sizeof(float));
 		for (uint32_t s = 0; s < N_SAMPLES; s++)
 		{
+			const float *eps = eps_row(s, k);
 			double		lse;
 			double		qz = 0.0;
 
-			for (uint32_t c = 0; c < k; c++)
-				z[c] = (mu[c] + var[c] * sample_eps(s, c)) * inv_t;
+			if (eps != NULL)
+				for (uint32_t c = 0; c < k; c++)
+					z[c] = (mu[c] + var[c] * eps[c]) * inv_t;
+			else
+				for (uint32_t c = 0; c < k; c++)
+					z[c] = (mu[c] + var[c] * sample_eps(s, c)) * inv_t;
 			lse = softmax(z, k, q);
 			for (uint32_t c = 0; c < k; c++)
 			{
@@ -1711,4 +1760,15 @@ hl_classifier_predict(const HlClassifier *model, const HlSparseVec *x,
 	out->mutual_information = (float) fmax(out->entropy - mean_h, 0.0);
 	if (proba != NULL)
 		memcpy(proba, p, k * sizeof(float));
+}
+
+void
+hl_classifier_cache_variance(HlClassifier *model)
+{
+	size_t		cells = (size_t) model->dim * model->n_classes;
+	float	   *variance = hl_alloc_array(cells, sizeof(float));
+
+	for (size_t i = 0; i < cells; i++)
+		variance[i] = 1.0f / model->precision[i];
+	model->variance = variance;
 }

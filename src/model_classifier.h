@@ -66,6 +66,7 @@ typedef struct HlClassifier
 	float		temperature;
 	float		variance_scale;
 	float		covariance_precision;	/* prior part of precision; 0 if unknown */
+	float	   *variance;		/* 1 / precision, or NULL; speeds up prediction */
 } HlClassifier;
 
 typedef struct HlFitReport
@@ -105,6 +106,12 @@ extern void hl_classifier_free(HlClassifier *model);
 extern int	hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 							  HlClassifier *model, HlFitReport *report,
 							  char *errbuf, size_t errlen);
+
+/*
+ * Store 1 / precision in model->variance, which hl_classifier_predict then
+ * reads instead of dividing.  The model must not change afterwards.
+ */
+extern void hl_classifier_cache_variance(HlClassifier *model);
 
 /* Number of floats of scratch space hl_classifier_predict needs. */
 extern size_t hl_classifier_workspace_size(const HlClassifier *model);
