@@ -16,9 +16,12 @@
  *					  so the same pool gives the same batch
  *	coverage		  no score: the batch is spread over the pool by k-means++
  *					  seeding; the cold-start choice before any training
- *	hybrid			  margin * (MI / H)^e: the margin score, discounted where
- *					  the uncertainty is mostly aleatoric (the posterior agrees
- *					  that the row is ambiguous, so a label teaches little)
+ *	hybrid			  margin in the first stage; in the second, the margin
+ *					  score times (1 - e) + e * r, where r is the rank of the
+ *					  row's mutual information among the candidates, from 0 to
+ *					  1.  Among rows near a decision boundary it prefers those
+ *					  the posterior is unsure about over those it already
+ *					  knows to be ambiguous, where a label teaches little
  *
  * A batch is chosen in two stages so that the work stays linear in the
  * pool.  The first stage streams the pool and keeps the candidates with the
@@ -86,7 +89,6 @@ hl_acquisition_score(HlStrategy strategy, const HlPrediction *prediction,
 {
 	float		top1 = 0.0f;
 	float		top2 = 0.0f;
-	double		share;
 
 	switch (strategy)
 	{
@@ -108,13 +110,7 @@ hl_acquisition_score(HlStrategy strategy, const HlPrediction *prediction,
 				else if (proba[k] > top2)
 					top2 = proba[k];
 			}
-			if (strategy == HL_STRATEGY_MARGIN)
-				return 1.0 - (top1 - top2);
-
-			/* Epistemic share of the uncertainty, in [0, 1]. */
-			share = prediction->entropy > 1e-12
-				? Min(1.0, prediction->mutual_information / prediction->entropy) : 0.0;
-			return (1.0 - (top1 - top2)) * pow(share, options->epistemic);
+			return 1.0 - (top1 - top2);
 		case HL_STRATEGY_RANDOM:
 		case HL_STRATEGY_COVERAGE:
 			return hl_id_uniform(id, id_len, options->seed);
@@ -162,8 +158,46 @@ hl_select_coverage(HlCandidate *candidates, int n_candidates, int n,
 	return count;
 }
 
-/* qsort comparator over candidate indexes: best score first. */
+/* The candidates the qsort comparators below look into. */
 static const HlCandidate *hl_sort_candidates;
+
+/* qsort comparator over candidate indexes: lower mutual information first. */
+static int
+hl_compare_candidate_mi(const void *a, const void *b)
+{
+	const HlCandidate *ca = &hl_sort_candidates[*(const int *) a];
+	const HlCandidate *cb = &hl_sort_candidates[*(const int *) b];
+
+	if (ca->mutual_information != cb->mutual_information)
+		return ca->mutual_information < cb->mutual_information ? -1 : 1;
+	return strcmp(ca->id, cb->id);
+}
+
+/*
+ * Multiply each candidate's score by (1 - weight) + weight * r, where r is
+ * the rank of its mutual information among the candidates scaled to [0, 1].
+ * Ranks, not values, because the scale of the mutual information changes
+ * with the calibration of every version.
+ */
+static void
+hl_weight_by_epistemic_rank(HlCandidate *candidates, int n_candidates, double weight)
+{
+	int		   *order = palloc(sizeof(int) * Max(n_candidates, 1));
+
+	for (int i = 0; i < n_candidates; i++)
+		order[i] = i;
+	hl_sort_candidates = candidates;
+	qsort(order, n_candidates, sizeof(int), hl_compare_candidate_mi);
+	for (int r = 0; r < n_candidates; r++)
+	{
+		double		rank = n_candidates > 1 ? (double) r / (n_candidates - 1) : 1.0;
+
+		candidates[order[r]].score *= (1.0 - weight) + weight * rank;
+	}
+	pfree(order);
+}
+
+/* qsort comparator over candidate indexes: best score first. */
 
 static int
 hl_compare_candidate_index(const void *a, const void *b)
@@ -232,6 +266,8 @@ hl_select_from_candidates(HlCandidate *candidates, int n_candidates, int n,
 			c->score *= pow(Max(c->density, 0.0), options->density);
 		max_label = Max(max_label, c->label + 1);
 	}
+	if (options->strategy == HL_STRATEGY_HYBRID)
+		hl_weight_by_epistemic_rank(candidates, n_candidates, options->epistemic);
 
 	if (options->diversity <= 0)
 		return hl_select_in_order(candidates, n_candidates, n, options, max_label, chosen);

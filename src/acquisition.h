@@ -24,7 +24,7 @@ typedef enum HlStrategy
 typedef struct HlBatchOptions
 {
 	HlStrategy	strategy;
-	double		epistemic;		/* exponent of the epistemic share in hybrid */
+	double		epistemic;		/* weight of the epistemic rank in hybrid, 0..1 */
 	double		density;		/* exponent of the density factor; 0: off */
 	double		diversity;		/* weight of the similarity penalty, 0..1 */
 	double		cost;			/* exponent of the effort divisor; 0: off */

@@ -75,7 +75,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	JsonbValue	value;
 	JsonbIteratorToken token;
 
-	options->epistemic = 1.0;
+	options->epistemic = 0.5;
 	options->density = 0.0;
 	options->diversity = 0.0;
 	options->cost = 0.0;
@@ -124,8 +124,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 		}
 
 		number = hl_option_number(key, &value);
-		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0 ||
-			strcmp(key, "epistemic") == 0)
+		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0)
 		{
 			if (!(number >= 0.0 && number <= 10.0))
 				ereport(ERROR,
@@ -134,10 +133,16 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
 			if (key[0] == 'd')
 				options->density = number;
-			else if (key[0] == 'e')
-				options->epistemic = number;
 			else
 				options->cost = number;
+		}
+		else if (strcmp(key, "epistemic") == 0)
+		{
+			if (!(number >= 0.0 && number <= 1.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"epistemic\" is %g, but must be from 0 to 1", number)));
+			options->epistemic = number;
 		}
 		else if (strcmp(key, "diversity") == 0)
 		{
