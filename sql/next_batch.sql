@@ -15,13 +15,16 @@ SELECT count(DISTINCT CASE WHEN b.id::int <= 12 THEN 'card' WHEN b.id::int <= 24
 FROM hl_next_batch('fresh', 6) b;
 
 -- After training: only unlabelled rows, best first, with predictions.
+-- The default strategy is margin.
+SELECT bool_and(abs(d.score - m.score) < 1e-12) AS default_is_margin
+FROM hl_next_batch('tickets', 12) d JOIN hl_next_batch('tickets', 12, 'margin') m USING (id);
 SELECT count(*) AS rows, bool_and(t.category IS NULL) AS all_unlabelled
 FROM hl_next_batch('tickets', 5) b JOIN tickets t ON t.id = b.id::integer;
 
 SELECT bool_and(score >= 0) AS scored, bool_and(label IS NOT NULL) AS predicted,
 	   bool_and(abs(uncertainty - mutual_information) < 1e-9) AS bald_is_mutual_information,
 	   bool_and(abs(score - uncertainty) < 1e-9) AS plain_score
-FROM hl_next_batch('tickets', 12);
+FROM hl_next_batch('tickets', 12, 'bald');
 
 -- Scores come out in descending order.
 SELECT bool_and(score <= previous) AS descending

@@ -71,10 +71,11 @@ def expected_calibration_error(proba, y):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: baseline_sklearn.py TRAIN.csv TEST.csv")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: baseline_sklearn.py TRAIN.csv TEST.csv [C]")
     train_texts, train_labels = read_csv(sys.argv[1])
     test_texts, test_labels = read_csv(sys.argv[2])
+    fixed_c = float(sys.argv[3]) if len(sys.argv) == 4 else None
     classes = sorted(set(train_labels))
     class_index = {c: i for i, c in enumerate(classes)}
     y_train = np.array([class_index[c] for c in train_labels])
@@ -83,8 +84,8 @@ def main():
     # Choose C by validation log loss on a fixed stratified split.
     fit_texts, val_texts, y_fit, y_val = train_test_split(
         train_texts, y_train, test_size=0.2, random_state=0, stratify=y_train)
-    best_c, best_loss = None, float("inf")
-    for c in C_GRID:
+    best_c, best_loss = fixed_c, float("inf")
+    for c in (C_GRID if fixed_c is None else ()):
         pipeline = make_pipeline(c).fit(fit_texts, y_fit)
         loss = log_loss(y_val, pipeline.predict_proba(val_texts),
                         labels=np.arange(len(classes)))

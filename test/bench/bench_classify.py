@@ -112,6 +112,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir")
     parser.add_argument("--dsn", help="database to use; without it, a throwaway cluster is started")
+    parser.add_argument("--sklearn-c", type=float,
+                        help="use this C for scikit-learn instead of choosing it on a validation split")
     parser.add_argument("--out")
     parser.add_argument("--preload", action="store_true",
                         help="start the throwaway cluster with humanloop in shared_preload_libraries")
@@ -163,7 +165,8 @@ def run(args, dsn):
     print("running the scikit-learn baseline", file=sys.stderr)
     baseline = json.loads(subprocess.run(
         ["/usr/bin/python3", os.path.join(HERE, "baseline_sklearn.py"),
-         os.path.join(args.data_dir, "train.csv"), os.path.join(args.data_dir, "test.csv")],
+         os.path.join(args.data_dir, "train.csv"), os.path.join(args.data_dir, "test.csv")]
+        + ([str(args.sklearn_c)] if args.sklearn_c else []),
         check=True, capture_output=True, text=True).stdout)
 
     hl_train = statistics.median(train_seconds)
