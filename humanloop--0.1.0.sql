@@ -99,6 +99,8 @@ CREATE INDEX ON humanloop.label_queue (model_id, queue_id);
 COMMENT ON TABLE humanloop.label_queue IS
 	'label changes of watched models, waiting for the background worker';
 
+-- NOTE: any role can therefore queue a change for any model, which makes
+-- the worker update that model as its owner; it cannot add labels that way.
 GRANT SELECT, INSERT ON humanloop.label_queue TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue_queue_id_seq', '');
@@ -133,6 +135,7 @@ CREATE TABLE humanloop.reservations (
 COMMENT ON TABLE humanloop.reservations IS
 	'rows returned by hl_next_batch and reserved until reserved_until';
 
+-- NOTE: any role can also end another role's reservations.
 GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.reservations TO PUBLIC;
 
 --
