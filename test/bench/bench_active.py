@@ -500,7 +500,8 @@ def sweep(args):
                 if os.path.exists(out_path):
                     continue
                 spec = {"dataset": args.dataset, "scenario": args.scenario, "name": name,
-                        "strategy": strategy, "options": options, "seed": seed}
+                        "strategy": strategy, "options": options, "seed": seed,
+                        "revision": meta["revision"]}
                 jobs.append((spec, out_path))
         # Strategies first, then seeds: all candidates get seed 0 before any gets seed 1.
         log(f"{args.dataset}/{args.scenario}: {len(jobs)} runs to do, {args.jobs} at a time")
@@ -807,6 +808,14 @@ def section(data, summary, image, default_name):
                      f"({meta['ambiguous_pool_rows'] / meta['train_rows']:.1%} of the pool); "
                      f"{meta['flipped_pool_rows']:,} of them are answered with the other intent.")
         lines.append("")
+    other_builds = []
+    for name in names:
+        revisions = sorted({header.get("revision") or meta["revision"] for header, _ in data["runs"][name]})
+        if revisions != [meta["revision"]]:
+            other_builds.append(f"{name} ({', '.join(revisions)})")
+    if other_builds:
+        lines.append("Candidates run on another commit: " + ", ".join(other_builds) + ".")
+        lines.append("")
     lines.append(f"![learning curves]({image})")
     lines.append("")
 
@@ -825,11 +834,11 @@ def section(data, summary, image, default_name):
                      + f" | {format_number(values['auc'])} |")
     lines.append("")
 
-    lines.append("Labels needed to reach 90% and 95% of the full-data accuracy (linear "
-                 "interpolation on the mean curve; random continues on nested random subsets up "
-                 "to the whole pool), savings = random's labels at 95% / the candidate's, and "
-                 "median seconds per round after the cold start (`hl_next_batch` for 50 rows, "
-                 "`hl_train`, their sum, and the slowest sum):")
+    lines.append("Labels needed to reach 90% and 95% of the full-data accuracy come from linear "
+                 "interpolation on the mean curve, and random's curve goes on with nested random "
+                 "subsets up to the whole pool. Savings are random's labels at 95% divided by the "
+                 "candidate's. The seconds are medians per round after the cold start: "
+                 "`hl_next_batch` for 50 rows, `hl_train`, their sum, and the slowest sum.")
     lines.append("")
     extra = " ambiguous share |" if meta["scenario"] == "ambiguous" else ""
     lines.append("| candidate | labels to 90% | labels to 95% | savings at 95% | batch s | train s | "
@@ -866,7 +875,9 @@ def choosing_the_default(all_data, default_name):
     lines.append(f"The current SQL default is `hl_next_batch(name, n)` = strategy `'{strategy}'`"
                  f" with options `{json.dumps(options)}`"
                  + (f", the candidate **{default_name}**." if default_name else
-                    ", which is none of the candidates above."))
+                    ", which is none of the candidates above.")
+                 + " It is read from `humanloop--0.1.0.sql` when this page is built; the commit"
+                   " each run used is given under Results.")
     lines.append("")
     banking = {scenario: all_data.get(("banking77", scenario)) for scenario in SCENARIOS}
     if not banking["clean"]:
@@ -1020,12 +1031,12 @@ def report(args):
         f"  strategy differ. Random begins with {RANDOM_START} rows in an order fixed by",
         "  `md5(id || ':' || S)`, then calls `hl_next_batch(..., 'random', '{\"seed\": S}')`.",
         f"- Random runs continue past {MAX_LABELS:,} labels on nested random subsets",
-        "  (" + ", ".join(f"{n:,}" for n in EXTENDED_LABELS) + " and the whole pool, where",
-        "  smaller than the pool), to find where random labelling reaches 90% and 95% of the",
-        "  full-data accuracy. The full-data accuracy is that of one model trained on every",
-        "  pool row.",
+        "  (" + ", ".join(f"{n:,}" for n in EXTENDED_LABELS) + " where smaller than the pool,",
+        "  and the whole pool). They show where random labelling reaches 90% and 95% of the",
+        "  full-data accuracy, which is that of one model trained on every pool row.",
         "- The curves, the AUC and the labels needed are means over the seeds. Seconds are",
-        "  client-side wall times of the two calls, with two runs side by side on the machine.",
+        "  client-side wall times of the two calls, with two runs side by side on the machine",
+        "  and other builds and tests sharing its two cores, so they are upper estimates.",
         "- Scenario `ambiguous` (banking77): the ten most confused pairs of intents are taken",
         "  from the confusion matrix of the clean full-data model on the test split, with no",
         "  intent in two pairs. The annotator answers a pool row of one of these intents with",

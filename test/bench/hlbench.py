@@ -74,7 +74,7 @@ def pg_config_value(option):
 def check_extension_installed(install_root=None):
     """Raise BenchSetupError unless humanloop's control file and library are installed.
 
-    install_root is the DESTDIR of a private copy, as install_root_dirs describes.
+    install_root is the DESTDIR of a private copy, as build_private_install makes it.
     """
     root = install_root or "/"
     control = os.path.join(root + pg_config_value("--sharedir"), "extension", "humanloop.control")
