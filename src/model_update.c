@@ -136,7 +136,7 @@ hl_classifier_update(HlClassifier *model, const HlDataset *data,
 			touched[n_touched++] = touched[e];
 
 	/*
-	 * The stored precision holds an evidence-chosen prior part
+	 * The stored precision contains an evidence-chosen prior part
 	 * (covariance_precision), meant for the predictive variance.  The mean
 	 * was fitted under the prior precision chosen on held-out rows, so the
 	 * Newton steps swap one for the other, as a refit would.

@@ -299,7 +299,7 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 	values[0] = Int32GetDatum(def->model_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* Not read-only: a fresh snapshot sees reservations made earlier in this statement. */
+	/* Not read-only: a fresh snapshot includes reservations made earlier in this statement. */
 	portal = SPI_cursor_open_with_args(NULL, hl_source_unlabelled_query(def, true),
 									   1, argtypes, values, NULL, false, 0);
 

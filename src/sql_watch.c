@@ -2,7 +2,7 @@
  * sql_watch.c
  *		hl_watch, the label trigger it installs, and hl_rollback.
  *
- * hl_watch puts three row triggers on the relation that holds a model's
+ * hl_watch puts three row triggers on the relation that contains a model's
  * labels: after INSERT of a non-null label, after UPDATE that changes the
  * label, and after DELETE of a non-null label.  The trigger function only
  * appends one row to humanloop.label_queue through a saved plan and asks for

@@ -6,7 +6,7 @@
  * With shared_preload_libraries = 'humanloop' the postmaster starts the
  * launcher.  It reads pg_database and starts a worker for every database
  * that accepts connections; a worker whose database lacks the extension
- * exits at once, and hl_watch asks the launcher for a worker when its
+ * exits at once, and hl_watch requests a worker from the launcher when its
  * database has none.  At most humanloop.max_workers databases have a worker.
  *
  * A worker sleeps on its latch.  The label triggers installed by hl_watch
@@ -455,7 +455,7 @@ hl_launcher_main(Datum arg)
 	before_shmem_exit(hl_launcher_exit, (Datum) 0);
 	ereport(LOG, (errmsg("humanloop launcher started")));
 
-	/* Tell the workers starting now that the launcher knows the slots. */
+	/* Start a worker for each database once; later ones come on request. */
 	hl_launch_all();
 
 	for (;;)
