@@ -22,24 +22,13 @@
 
 #define HL_EMBED_PROBES 4
 
-/* Mix 64 bits (the finaliser of MurmurHash3). */
-static uint64_t
-mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
-}
 
 /* Return a pseudo-random number in [0, 1) from a state, advancing it. */
 static double
 next_uniform(uint64_t *state)
 {
 	*state += UINT64_C(0x9e3779b97f4a7c15);
-	return (double) (mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
+	return (double) (hl_mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 void
@@ -50,7 +39,7 @@ hl_embed(const HlSparseVec *x, float *out)
 	memset(out, 0, sizeof(float) * HL_EMBED_DIM);
 	for (uint32_t i = 0; i < x->nnz; i++)
 	{
-		uint64_t	h = mix64((uint64_t) x->index[i] + UINT64_C(0x656d626564));
+		uint64_t	h = hl_mix64((uint64_t) x->index[i] + UINT64_C(0x656d626564));
 
 		/* Each probe takes 6 bits of dimension and 1 bit of sign. */
 		for (int p = 0; p < HL_EMBED_PROBES; p++)

@@ -58,17 +58,6 @@ struct HlFeaturizer
 	size_t		bucket_capacity;
 };
 
-/* MurmurHash3 fmix64: mixes all input bits into all output bits. */
-static inline uint64_t
-mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
-}
 
 /* FNV-1a over len bytes, starting from state h. */
 static inline uint64_t
@@ -287,7 +276,7 @@ hash_char_ngrams(const unsigned char *text, size_t len, int nmin, int nmax,
 			n++;
 
 			if (n >= nmin)
-				bucket[count++] = (uint32_t) (mix64(h) >> shift);
+				bucket[count++] = (uint32_t) (hl_mix64(h) >> shift);
 		}
 	}
 	return count;
@@ -345,12 +334,12 @@ hl_featurize_counts(HlFeaturizer *featurizer, const char *text, size_t len,
 		uint64_t	h = f->token_hash[t];
 
 		if (cfg->word_ngram_max >= 1)
-			f->bucket[n_buckets++] = (uint32_t) (mix64(h) >> shift);
+			f->bucket[n_buckets++] = (uint32_t) (hl_mix64(h) >> shift);
 		for (uint32_t n = 2; n <= cfg->word_ngram_max && t + n <= n_tokens; n++)
 		{
 			/* Order matters: "card lost" and "lost card" hash apart. */
-			h = mix64(h ^ SEED_NGRAM) + f->token_hash[t + n - 1];
-			f->bucket[n_buckets++] = (uint32_t) (mix64(h) >> shift);
+			h = hl_mix64(h ^ SEED_NGRAM) + f->token_hash[t + n - 1];
+			f->bucket[n_buckets++] = (uint32_t) (hl_mix64(h) >> shift);
 		}
 	}
 

@@ -38,6 +38,18 @@ typedef struct HlSparseVec
 /* Reusable state for featurising one document after another. */
 typedef struct HlFeaturizer HlFeaturizer;
 
+/* MurmurHash3's 64-bit finaliser: mixes every input bit into every output bit. */
+static inline uint64_t
+hl_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
 extern void hl_feature_config_default(HlFeatureConfig *config);
 
 /* Return NULL when the configuration is valid, else a static message. */
