@@ -100,7 +100,7 @@ COMMENT ON TABLE humanloop.label_queue IS
 	'label changes of watched models, waiting for the background worker';
 
 -- NOTE: any role can therefore queue a change for any model, which makes
--- the worker update that model as its owner; it cannot add labels that way.
+-- the worker update that model as its owner.  No label is added that way.
 GRANT SELECT, INSERT ON humanloop.label_queue TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue_queue_id_seq', '');
@@ -211,7 +211,7 @@ COMMENT ON FUNCTION hl_rollback(text, integer) IS
 -- Prediction
 --
 -- Scoring one text takes tens of microseconds, thousands of times a plain
--- operator; COST says so, so that the planner runs large scans in parallel.
+-- operator.  COST tells the planner, so that it runs large scans in parallel.
 --
 CREATE TYPE hl_prediction AS (
 	label text,

@@ -1,4 +1,4 @@
--- Bad input: every error names the value and says what to do.
+-- Bad input: every error names the value and tells what to do next.
 \set VERBOSITY default
 
 -- Unknown and duplicate models.
@@ -50,7 +50,7 @@ SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"prior_precision": -1}');
 SELECT count(*) AS no_bad_models FROM hl_models WHERE name = 'bad';
 
--- Training with no labelled rows says what is needed.
+-- Training with no labelled rows explains what is needed.
 CREATE TABLE unlabelled (id int PRIMARY KEY, body text, label text);
 INSERT INTO unlabelled VALUES (1, 'hello', NULL), (2, 'world', NULL);
 SELECT hl_create_model('unlabelled', 'unlabelled', text_column => 'body', label_column => 'label') > 0 AS created;

@@ -1,6 +1,6 @@
 -- Choosing rows to label.
 
--- Reservations are tested at the end; until then every call sees the whole pool.
+-- Reservations are tested at the end.  Until then every call gets the whole pool.
 SET humanloop.reservation_timeout = 0;
 
 -- Before any training: a cold-start batch that covers the pool, with a NOTICE.
@@ -93,7 +93,7 @@ SELECT count(*) AS reserved FROM humanloop.reservations
 WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets');
 -- Only 2 of the 12 unlabelled rows are left unreserved.
 SELECT count(*) FROM hl_next_batch('tickets', 5);
--- A preview that reserves nothing sees nothing either: all rows are reserved.
+-- A preview that reserves nothing gets nothing either, because all rows are reserved.
 SELECT count(*) FROM hl_next_batch('tickets', 5, options => '{"reserve": false}');
 -- Expired reservations free their rows.
 UPDATE humanloop.reservations SET reserved_until = now() - interval '1 second';

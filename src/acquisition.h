@@ -57,7 +57,7 @@ extern const char *hl_strategy_name(HlStrategy strategy);
 
 /*
  * Score of one scored row under strategy; higher is more worth labelling.
- * proba holds the row's predictive distribution over n_labels classes.
+ * proba contains the row's predictive distribution over n_labels classes.
  */
 extern double hl_acquisition_score(HlStrategy strategy,
 								   const HlPrediction *prediction,

@@ -2,7 +2,7 @@
  * catalog.c
  *		Reading and writing humanloop's own tables through SPI.
  *
- * humanloop.models holds one row per model definition and
+ * humanloop.models contains one row per model definition and
  * humanloop.model_versions one row per trained version.  Writers run in the
  * caller's transaction, so a failed or rolled-back training leaves the
  * previous version current.  Every statement passes its values as SPI

@@ -23,7 +23,7 @@ extern HlModelDef *hl_catalog_fetch_model_by_id(int32 model_id, bool for_update)
 /* Insert a new definition and return its id; name clashes raise an error. */
 extern int32 hl_catalog_insert_model(const HlModelDef *def, Jsonb *options);
 
-/* Return whether a model named name exists (whoever owns it). */
+/* Return whether a model named name exists, whatever role owns it. */
 extern bool hl_catalog_model_exists(const char *name);
 
 /* Delete a model and its versions; returns false when it did not exist. */

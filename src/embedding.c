@@ -4,14 +4,14 @@
  *		seeding on it that acquisition uses (numeric core, no PostgreSQL
  *		headers).
  *
- * The embedding is a sparse random projection (Achlioptas 2003,
- * "Database-friendly random projections"): feature bucket j adds its value
- * with a pseudo-random sign to HL_EMBED_PROBES pseudo-random dimensions, all
- * derived from a hash of j, so no projection matrix is stored and every
- * backend computes the same embedding.  By the Johnson-Lindenstrauss lemma
- * dot products are kept up to an error that shrinks with the dimension;
- * 64 dimensions suffice to tell near-duplicates and clusters apart, which is
- * all acquisition asks of them.
+ * The embedding is a sparse random projection.  Feature bucket j adds its
+ * value with a pseudo-random sign to HL_EMBED_PROBES pseudo-random
+ * dimensions, all derived from a hash of j.  No projection matrix is stored,
+ * and every backend computes the same embedding.  Dot products of
+ * embeddings approximate those of the sparse vectors, with an error that
+ * shrinks as the dimension grows (the Johnson-Lindenstrauss lemma).
+ * Acquisition only compares rows for near-duplicates and clusters.
+ * NOTE: 64 dimensions is an untuned choice; no benchmark compared others.
  */
 #include "embedding.h"
 

@@ -13,7 +13,7 @@
 #include "features.h"
 #include "model_classifier.h"
 
-/* Longest text featurised by default: 1MB, changed by humanloop.max_text_length. */
+/* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
 #define HL_DEFAULT_MAX_TEXT_BYTES (1024 * 1024)
 
 /* hl_classify abstains below this top-class probability unless a model sets its own. */

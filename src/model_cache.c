@@ -3,9 +3,9 @@
  *		Per-backend cache of deserialised models.
  *
  * Loading a model reads its posterior (megabytes) from
- * humanloop.model_versions and checks it.  The cache keeps the last few
+ * humanloop.model_versions and checks it.  The cache keeps the last eight
  * loaded versions, each in its own memory context under TopMemoryContext,
- * keyed by model id and version; a new version is simply a new key, and old
+ * keyed by model id and version.  A new version is simply a new key, and old
  * ones fall out by least recent use.  Callers never keep a model pointer
  * across calls: each call looks the model up again, so eviction between
  * calls is safe.  A version stored as a patch is loaded by copying its base

@@ -8,9 +8,9 @@
 #include "humanloop.h"
 
 /*
- * Return the current version of model name, loading it at most once per
- * backend and version.  fcinfo's fn_extra remembers the name's version for
- * the rest of the query, so a scan over many rows reads the catalog once.
+ * Return the current version of model name from the backend's cache, loading
+ * it when it is not cached.  fcinfo's fn_extra remembers the name's version
+ * for the rest of the query, so a scan over many rows reads the catalog once.
  * Raises an error when the model does not exist or was never trained.
  */
 extern HlModel *hl_model_for_call(FunctionCallInfo fcinfo, text *name);

@@ -22,8 +22,8 @@
  * features of one row.
  *
  * Limits: the idf, the temperature and the variance scale stay as the last
- * full training fitted them, and a label outside the model's classes cannot
- * be learned here; the caller retrains in full for those.
+ * full training fitted them.  A label outside the model's classes cannot be
+ * learned here, so the caller retrains in full for those.
  */
 #include "model_update.h"
 

@@ -16,7 +16,7 @@
  * A version stored by the background worker's fast update is usually a
  * patch instead: HlPatchHeader (magic "HLPT"), then the touched feature
  * indices, their rows of mean and precision, and both bias arrays.  It is
- * applied to a copy of its base version, which may itself be a patch; the
+ * applied to a copy of its base version, which may itself be a patch.  The
  * worker stores a full posterior again before chains grow long.
  * Deserialisation checks magic, format version, the reserved fields, both
  * checksums and every size, with overflow checks, before it reads the

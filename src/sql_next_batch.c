@@ -4,7 +4,7 @@
  *		most, best first.
  *
  * The pool of unlabelled, unreserved rows is streamed once through a cursor.
- * Each row is featurised, scored by the strategy and embedded; a min-heap
+ * Each row is featurised, scored by the strategy and embedded.  A min-heap
  * keeps the best candidates by uncertainty / cost^a, and a reservoir keeps
  * a uniform sample of embeddings.  Clustering the sample gives the centres
  * that define each candidate's density (how typical it is of the pool).

@@ -5,9 +5,9 @@
  * hl_watch puts three row triggers on the relation that contains a model's
  * labels: after INSERT of a non-null label, after UPDATE that changes the
  * label, and after DELETE of a non-null label.  The trigger function only
- * appends one row to humanloop.label_queue through a saved plan and asks for
- * the database's worker to be woken when the transaction commits, so an
- * annotator's INSERT pays for one small insert and nothing more.
+ * appends one row to humanloop.label_queue through a saved plan and requests
+ * a wake-up of the database's worker at commit.  An annotator's INSERT
+ * therefore pays for one small insert and nothing more.
  */
 #include "compat.h"
 

@@ -12,7 +12,7 @@
  * two votes for "card" and one for "fees" train 2/3 towards "card".
  *
  * The model's catalog row is locked FOR NO KEY UPDATE first, so concurrent
- * hl_train calls on one model run one after the other; the new version is
+ * hl_train calls on one model run one after the other.  The new version is
  * written in the caller's transaction, so an error or a rollback leaves the
  * previous version current.
  */

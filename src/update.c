@@ -3,9 +3,9 @@
  *		Incremental update of a model from its queued label changes.
  *
  * The background worker calls this for new labels between full retrains.
- * It takes a private copy of the current version (from the model cache, so
- * usually without reading the catalog), featurises the newly labelled
- * items with the version's own idf, applies the fast Bayesian update of
+ * It takes a private copy of the current version from the model cache, which
+ * usually saves reading the catalog.  It featurises the newly labelled items
+ * with the version's own idf, applies the fast Bayesian update of
  * model_update.c and stores the touched rows as a patch version.  The
  * worker installs the copy in the cache once the transaction commits.  Items
  * the update cannot express (a label the version has never seen, several

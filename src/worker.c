@@ -5,7 +5,7 @@
  *
  * With shared_preload_libraries = 'humanloop' the postmaster starts the
  * launcher.  It reads pg_database and starts a worker for every database
- * that accepts connections; a worker whose database lacks the extension
+ * that accepts connections.  A worker whose database lacks the extension
  * exits at once, and hl_watch requests a worker from the launcher when its
  * database has none.  At most humanloop.max_workers databases have a worker.
  *

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference classifier for the banking77 benchmark, built with scikit-learn.
 
-Run with Debian's interpreter, which sees python3-sklearn (tested with 1.2):
+Run with Debian's interpreter, which imports python3-sklearn (tested with 1.2):
 
     /usr/bin/python3 test/bench/baseline_sklearn.py TRAIN.csv TEST.csv
 

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 test/bench/bench_classify.py DATA_DIR [--dsn DSN] [--out FILE]
 
-DATA_DIR holds train.csv and test.csv with the header ``text,category`` (for
+DATA_DIR contains train.csv and test.csv with the header ``text,category`` (for
 example the banking77 folder).  The script loads both files with COPY into the
 database DSN names (which must have the humanloop extension available), or,
 without --dsn, into a throwaway cluster that test/bench/hlbench.py starts as

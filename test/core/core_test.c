@@ -43,10 +43,14 @@ test_tokenize_ascii_offsets(void)
 	uint32_t	n = hl_tokenize(text, strlen(text), tok, 8);
 
 	CHECK(n == 3);
-	CHECK(tok[0].byte_start == 0 && tok[0].byte_end == 5);
-	CHECK(tok[1].byte_start == 7 && tok[1].byte_end == 12);
-	CHECK(tok[2].byte_start == 13 && tok[2].byte_end == 15);
-	CHECK(tok[2].char_start == 13 && tok[2].char_end == 15);
+	CHECK(tok[0].byte_start == 0);
+	CHECK(tok[0].byte_end == 5);
+	CHECK(tok[1].byte_start == 7);
+	CHECK(tok[1].byte_end == 12);
+	CHECK(tok[2].byte_start == 13);
+	CHECK(tok[2].byte_end == 15);
+	CHECK(tok[2].char_start == 13);
+	CHECK(tok[2].char_end == 15);
 }
 
 static void
@@ -58,10 +62,14 @@ test_tokenize_utf8_offsets(void)
 	uint32_t	n = hl_tokenize(text, strlen(text), tok, 4);
 
 	CHECK(n == 2);
-	CHECK(tok[0].byte_start == 0 && tok[0].byte_end == 6);
-	CHECK(tok[0].char_start == 0 && tok[0].char_end == 5);
-	CHECK(tok[1].byte_start == 7 && tok[1].byte_end == 12);
-	CHECK(tok[1].char_start == 6 && tok[1].char_end == 10);
+	CHECK(tok[0].byte_start == 0);
+	CHECK(tok[0].byte_end == 6);
+	CHECK(tok[0].char_start == 0);
+	CHECK(tok[0].char_end == 5);
+	CHECK(tok[1].byte_start == 7);
+	CHECK(tok[1].byte_end == 12);
+	CHECK(tok[1].char_start == 6);
+	CHECK(tok[1].char_end == 10);
 }
 
 static void
@@ -73,7 +81,8 @@ test_tokenize_separators(void)
 	CHECK(hl_tokenize("a\xe2\x80\x94" "b", 5, tok, 4) == 2);
 	CHECK(hl_tokenize("a\xc2\xa0" "b", 4, tok, 4) == 2);
 	CHECK(hl_tokenize("\xe6\x97\xa5\xe6\x9c\xac\xe3\x80\x82", 9, tok, 4) == 1);
-	CHECK(tok[0].char_start == 0 && tok[0].char_end == 2);
+	CHECK(tok[0].char_start == 0);
+	CHECK(tok[0].char_end == 2);
 
 	/* Emoji (4 bytes) count as letters. */
 	CHECK(hl_tokenize("\xf0\x9f\x98\x80", 4, tok, 4) == 1);
@@ -88,7 +97,9 @@ test_tokenize_invalid_bytes(void)
 
 	/* A stray 0xFF byte separates and counts as one character. */
 	CHECK(hl_tokenize("ab\xff" "cd", 5, tok, 4) == 2);
-	CHECK(tok[1].byte_start == 3 && tok[1].char_start == 3 && tok[1].char_end == 5);
+	CHECK(tok[1].byte_start == 3);
+	CHECK(tok[1].char_start == 3);
+	CHECK(tok[1].char_end == 5);
 
 	/* Overlong '/' (C0 AF), a surrogate (ED A0 80), a truncated sequence. */
 	CHECK(hl_tokenize("a\xc0\xaf" "b", 4, tok, 4) == 2);
@@ -186,8 +197,9 @@ test_features_deterministic(void)
 	hl_featurize_counts(f, text, strlen(text), &b);
 	hl_featurizer_destroy(f);
 	CHECK(a.nnz == b.nnz);
-	CHECK(a.nnz > 0 && memcmp(a.index, b.index, a.nnz * sizeof(uint32_t)) == 0);
-	CHECK(a.nnz > 0 && memcmp(a.value, b.value, a.nnz * sizeof(float)) == 0);
+	CHECK(a.nnz > 0);
+	CHECK(memcmp(a.index, b.index, a.nnz * sizeof(uint32_t)) == 0);
+	CHECK(memcmp(a.value, b.value, a.nnz * sizeof(float)) == 0);
 	CHECK(strictly_increasing(&a, 1u << config.hash_bits));
 
 	/* Upper-case and punctuation do not change the features. */
