@@ -25,6 +25,9 @@
  *	 HL_BENCH_CLASSES=K	   keep only the K most frequent training classes
  *						   (in both files)
  *	 HL_BENCH_SEED=S	   seed of the random labelled subset (default 1)
+ *	 HL_BENCH_TEMPERATURE=T, HL_BENCH_VARIANCE_SCALE=C
+ *						   replace the fitted temperature or variance scale
+ *						   before prediction (C near 0 scores the MAP weights)
  *
  * For the pool and the test rows the output gives the median MI, the share
  * of rows whose MI is within 1% of the largest MI of that set (saturation),
@@ -486,6 +489,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	fit_seconds = now() - t0;
+	if (getenv("HL_BENCH_VARIANCE_SCALE"))
+		model.variance_scale = (float) atof(getenv("HL_BENCH_VARIANCE_SCALE"));
+	if (getenv("HL_BENCH_TEMPERATURE"))
+		model.temperature = (float) atof(getenv("HL_BENCH_TEMPERATURE"));
 
 	/* Timed: featurise and predict every test row from its text. */
 	proba = malloc(model.n_classes * sizeof(float));
