@@ -90,6 +90,7 @@ AMBIGUOUS_PAIRS = 10
 AMBIGUOUS_FLIP = 0.3
 AMBIGUOUS_SEED = 77
 DATASETS = ("banking77", "snips")
+HAND_WRITTEN_HEADING = "## What the measurements say"
 SCENARIOS = ("clean", "ambiguous")
 
 
@@ -968,6 +969,23 @@ def target_checks(name, clean, ambiguous):
     return checks
 
 
+def hand_written_section(out_path):
+    """Return the lines of the page's hand-written closing section, if it has one.
+
+    The section starts at the heading HAND_WRITTEN_HEADING and runs to the end
+    of the page.  It carries the reading of the numbers, which a rebuilt
+    report must not drop.
+    """
+    if not os.path.exists(out_path):
+        return []
+    with open(out_path) as f:
+        text = f.read()
+    start = text.find(HAND_WRITTEN_HEADING)
+    if start < 0:
+        return []
+    return text[start:].rstrip().split("\n")
+
+
 def report(args):
     """Rebuild the Markdown page and its plots from the JSON results."""
     out_path = os.path.abspath(args.out)
@@ -1047,6 +1065,9 @@ def report(args):
     ]
     lines += choosing_the_default(all_data, default_name)
     lines += ["## Results", ""] + body
+    closing = hand_written_section(out_path)
+    if closing:
+        lines += ([""] if lines[-1] else []) + closing
     with open(out_path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     log(f"wrote {out_path} and its plots in {image_dir}")
