@@ -323,6 +323,30 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION hl_set_abstention(text, double precision, double precision, text, integer) IS
 	'choose the abstention threshold for a target accuracy of the automatic answers or a target coverage, by cross-validation; full training keeps meeting the target';
 
+CREATE FUNCTION hl_status(
+	name text,
+	sample integer DEFAULT 1000,
+	OUT labelled_rows integer,
+	OUT classes integer,
+	OUT version integer,
+	OUT estimated_accuracy double precision,
+	OUT accuracy_low double precision,
+	OUT accuracy_high double precision,
+	OUT accuracy_source text,
+	OUT compared_version integer,
+	OUT agreement double precision,
+	OUT pool_sample integer,
+	OUT mean_entropy double precision,
+	OUT mean_mutual_information double precision,
+	OUT recommendation text,
+	OUT reason text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'hl_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_status(text, integer) IS
+	'whether to keep labelling: estimated accuracy, agreement of the last two versions on a pool sample, uncertainty left in the pool';
+
 --
 -- Choosing rows to label
 --

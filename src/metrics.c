@@ -193,8 +193,8 @@ hl_wilson_interval(double successes, double n, double z, double *low, double *hi
 	p = successes / n;
 	centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
 	half = z * sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / (1.0 + z2 / n);
-	*low = fmax(0.0, centre - half);
-	*high = fmin(1.0, centre + half);
+	*low = successes <= 0.0 ? 0.0 : fmax(0.0, centre - half);
+	*high = successes >= n ? 1.0 : fmin(1.0, centre + half);
 }
 
 /* A row's confidence, weight and correctness, for sorting. */
