@@ -93,9 +93,10 @@ was trained on fewer labels, on a fixed sample of unlabelled rows (1,000 by
 default, ordered by a hash of the id). It recommends stopping when the two
 versions give the same label to at least 99% of the sample and there are at
 least ten labelled rows per class. Otherwise it recommends labelling more.
-This follows the stabilising-predictions rule of Bloodgood and
-Vijay-Shanker (2009, "A method for stopping active learning based on
-stabilizing predictions"). It also reports the newest cross-validated
+The idea is that once predictions on the pool stop changing between
+versions, more labels of the same kind are unlikely to change them. The
+0.99 agreement and ten labels per class are chosen, not yet measured on
+humanloop's learning curves. It also reports the newest cross-validated
 accuracy of the current version with its 95% Wilson interval (or, without
 one, the held-out accuracy of training), and the mean entropy and mutual
 information left in the pool sample.
