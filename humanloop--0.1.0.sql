@@ -138,6 +138,39 @@ COMMENT ON TABLE humanloop.reservations IS
 -- NOTE: any role can also end another role's reservations.
 GRANT SELECT, INSERT, UPDATE, DELETE ON humanloop.reservations TO PUBLIC;
 
+-- Evaluations of each model by hl_evaluate, kept as a history to chart.
+-- Any role may evaluate a model it can read; only the model's owner may
+-- delete evaluations.
+CREATE TABLE humanloop.evaluations (
+	evaluation_id bigserial PRIMARY KEY,
+	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
+	version integer,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	evaluated_by regrole NOT NULL DEFAULT current_user::regrole,
+	method text NOT NULL CHECK (method IN ('cross_validation', 'relation')),
+	relation text,
+	folds integer,
+	result jsonb NOT NULL,
+	CHECK ((method = 'relation') = (relation IS NOT NULL))
+);
+CREATE INDEX ON humanloop.evaluations (model_id, version);
+
+COMMENT ON TABLE humanloop.evaluations IS
+	'results of hl_evaluate: cross-validation or a labelled relation, with the version evaluated';
+
+ALTER TABLE humanloop.evaluations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY evaluations_read ON humanloop.evaluations FOR SELECT USING (true);
+CREATE POLICY evaluations_insert ON humanloop.evaluations FOR INSERT
+	WITH CHECK (evaluated_by = current_user::regrole);
+CREATE POLICY evaluations_delete ON humanloop.evaluations FOR DELETE
+	USING (EXISTS (SELECT 1 FROM humanloop.models m
+				   WHERE m.model_id = evaluations.model_id
+					 AND pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+GRANT SELECT, INSERT, DELETE ON humanloop.evaluations TO PUBLIC;
+GRANT USAGE ON SEQUENCE humanloop.evaluations_evaluation_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('humanloop.evaluations', '');
+SELECT pg_catalog.pg_extension_config_dump('humanloop.evaluations_evaluation_id_seq', '');
+
 --
 -- Model definitions
 --
@@ -253,6 +286,68 @@ COMMENT ON FUNCTION hl_classify(text, text) IS
 	'label, probability, predictive entropy, mutual information and abstain flag of a text';
 
 --
+-- Evaluation and abstention
+--
+CREATE FUNCTION hl_evaluate(
+	name text,
+	relation regclass DEFAULT NULL,
+	k integer DEFAULT NULL,
+	text_column text DEFAULT NULL,
+	label_column text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'hl_evaluate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_evaluate(text, regclass, integer, text, text) IS
+	'accuracy, macro-F1, NLL, Brier score, calibration error and abstention coverage, by k-fold cross-validation (default 5) or on a labelled relation; stored in hl_evaluations';
+
+CREATE FUNCTION hl_set_abstention(
+	name text,
+	target_accuracy double precision DEFAULT NULL,
+	target_coverage double precision DEFAULT NULL,
+	score text DEFAULT NULL,
+	k integer DEFAULT NULL,
+	OUT score text,
+	OUT threshold double precision,
+	OUT estimated_coverage double precision,
+	OUT coverage_low double precision,
+	OUT coverage_high double precision,
+	OUT estimated_accuracy double precision,
+	OUT accuracy_low double precision,
+	OUT accuracy_high double precision,
+	OUT folds integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'hl_set_abstention'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_set_abstention(text, double precision, double precision, text, integer) IS
+	'choose the abstention threshold for a target accuracy of the automatic answers or a target coverage, by cross-validation; full training keeps meeting the target';
+
+CREATE FUNCTION hl_status(
+	name text,
+	sample integer DEFAULT 1000,
+	OUT labelled_rows integer,
+	OUT classes integer,
+	OUT version integer,
+	OUT estimated_accuracy double precision,
+	OUT accuracy_low double precision,
+	OUT accuracy_high double precision,
+	OUT accuracy_source text,
+	OUT compared_version integer,
+	OUT agreement double precision,
+	OUT pool_sample integer,
+	OUT mean_entropy double precision,
+	OUT mean_mutual_information double precision,
+	OUT recommendation text,
+	OUT reason text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'hl_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_status(text, integer) IS
+	'whether to keep labelling: estimated accuracy, agreement of the last two versions on a pool sample, uncertainty left in the pool';
+
+--
 -- Choosing rows to label
 --
 CREATE FUNCTION hl_next_batch(
@@ -339,3 +434,29 @@ COMMENT ON VIEW hl_worker_status IS
 	'per model: label changes waiting for the background worker, its last update, full retrain and error';
 
 GRANT SELECT ON hl_worker_status TO PUBLIC;
+
+CREATE VIEW hl_evaluations AS
+SELECT m.name,
+	   e.version,
+	   e.created_at,
+	   e.method,
+	   e.relation,
+	   e.folds,
+	   (e.result->>'rows')::double precision AS rows,
+	   (e.result->>'accuracy')::double precision AS accuracy,
+	   (e.result->>'accuracy_low')::double precision AS accuracy_low,
+	   (e.result->>'accuracy_high')::double precision AS accuracy_high,
+	   (e.result->>'macro_f1')::double precision AS macro_f1,
+	   (e.result->>'nll')::double precision AS nll,
+	   (e.result->>'brier')::double precision AS brier,
+	   (e.result->>'ece')::double precision AS ece,
+	   (e.result->'abstention'->>'coverage')::double precision AS coverage,
+	   (e.result->'abstention'->>'automatic_accuracy')::double precision AS automatic_accuracy,
+	   e.result
+FROM humanloop.models m
+JOIN humanloop.evaluations e ON e.model_id = m.model_id;
+
+COMMENT ON VIEW hl_evaluations IS
+	'every stored evaluation of every model, one row each, with its main metrics as columns';
+
+GRANT SELECT ON hl_evaluations TO PUBLIC;

@@ -16,12 +16,13 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "abstention.h"
 #include "catalog.h"
 
 #define HL_MODEL_NAME_MAX 63
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, prior_precision, full_retrain_labels"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -113,6 +114,9 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 
 	hl_feature_config_default(&def->features);
 	def->abstain_probability = HL_DEFAULT_ABSTAIN_PROBABILITY;
+	memset(&def->abstention, 0, sizeof(def->abstention));
+	def->abstention.score = HL_DEFAULT_CONFIDENCE_SCORE;
+	def->abstention.folds = HL_DEFAULT_FOLDS;
 	def->prior_precision = 0.0;
 
 	if (options == NULL)
@@ -154,6 +158,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p)));
 			def->abstain_probability = p;
 		}
+		else if (strcmp(key, "abstention") == 0)
+			hl_abstention_target_parse(&value, &def->abstention);
 		else if (strcmp(key, "prior_precision") == 0)
 		{
 			double		lambda = hl_option_number(key, &value);
@@ -427,18 +433,33 @@ hl_catalog_add_version(int32 model_id, const char *kind, int32 labelled_rows,
 
 int32
 hl_catalog_current_version(const char *name, int32 *model_id,
-						   double *abstain_probability)
+						   HlAbstentionRule *rule)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	int32		version;
 	int			ret;
+	bool		isnull;
+	Datum		value;
 
+	/*
+	 * The rule is the newest one chosen at or before the current version:
+	 * fast updates keep the rule of the full training they start from, and
+	 * a rollback goes back to the rule of the version it restores.
+	 */
 	values[0] = CStringGetTextDatum(name);
 	hl_spi_connect();
-	ret = SPI_execute_with_args("SELECT model_id, current_version,"
-								"       (options->>'abstain_probability')::float8"
-								"  FROM humanloop.models WHERE name = $1",
+	ret = SPI_execute_with_args("SELECT m.model_id, m.current_version,"
+								"       (m.options->>'abstain_probability')::float8,"
+								"       (r.rule->>'threshold')::float8, r.rule->>'score'"
+								"  FROM humanloop.models m"
+								"  LEFT JOIN LATERAL"
+								"       (SELECT v.metrics->'abstention' AS rule"
+								"          FROM humanloop.model_versions v"
+								"         WHERE v.model_id = m.model_id AND v.version <= m.current_version"
+								"           AND v.metrics ? 'abstention'"
+								"         ORDER BY v.version DESC LIMIT 1) r ON true"
+								" WHERE m.name = $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.models: SPI error %d", ret);
@@ -449,11 +470,23 @@ hl_catalog_current_version(const char *name, int32 *model_id,
 				 errhint("SELECT name FROM hl_models lists the models; hl_create_model defines one.")));
 	*model_id = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
 	version = hl_spi_getint32(SPI_tuptable->vals[0], 2, 0);
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 
-		*abstain_probability = isnull ? HL_DEFAULT_ABSTAIN_PROBABILITY : DatumGetFloat8(value);
+	rule->score = HL_SCORE_PROBABILITY;
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	rule->threshold = isnull ? HL_DEFAULT_ABSTAIN_PROBABILITY : DatumGetFloat8(value);
+
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	if (!isnull)
+	{
+		char	   *score = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+
+		rule->threshold = DatumGetFloat8(value);
+		if (score == NULL || !hl_confidence_score_parse(score, &rule->score))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("abstention rule of model \"%s\" has an unknown score \"%s\"",
+							name, score ? score : ""),
+					 errhint("Set the rule again with hl_set_abstention.")));
 	}
 	SPI_finish();
 	return version;

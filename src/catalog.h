@@ -50,10 +50,12 @@ extern int32 hl_catalog_set_current_version(const HlModelDef *def, int32 version
 
 /*
  * Return the current version of model name (0 when untrained), and set its
- * id and abstention threshold.
+ * id and abstention rule: the newest rule stored with a version up to the
+ * current one, else top-class probability below the model option
+ * abstain_probability.
  */
 extern int32 hl_catalog_current_version(const char *name, int32 *model_id,
-										double *abstain_probability);
+										HlAbstentionRule *rule);
 
 /* Fetch a version's posterior, detoasted, into memory context cxt. */
 extern bytea *hl_catalog_fetch_posterior(int32 model_id, int32 version,

@@ -11,6 +11,7 @@
 #include "fmgr.h"
 
 #include "features.h"
+#include "metrics.h"
 #include "model_classifier.h"
 
 /* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
@@ -21,6 +22,30 @@
 
 extern int	hl_max_text_bytes;
 extern int	hl_keep_versions;
+
+/*
+ * An abstention rule: hand a prediction to a person when its confidence
+ * under score is below threshold.
+ */
+typedef struct HlAbstentionRule
+{
+	HlConfidenceScore score;
+	double		threshold;
+} HlAbstentionRule;
+
+/*
+ * What the user asked of the abstention rule (the model option
+ * "abstention"): a minimum accuracy of the automatic answers or a share of
+ * rows to keep automatic, at most one of them above 0.  Full training then
+ * chooses the threshold again by folds-fold cross-validation.
+ */
+typedef struct HlAbstentionTarget
+{
+	double		target_accuracy;	/* 0: none */
+	double		target_coverage;	/* 0: none */
+	HlConfidenceScore score;
+	int			folds;
+} HlAbstentionTarget;
 
 /* A row of humanloop.models. */
 typedef struct HlModelDef
@@ -40,6 +65,7 @@ typedef struct HlModelDef
 	/* options, parsed from the jsonb column */
 	HlFeatureConfig features;
 	double		abstain_probability;
+	HlAbstentionTarget abstention;
 	double		prior_precision;	/* <= 0: chosen from the data */
 } HlModelDef;
 
@@ -60,7 +86,7 @@ typedef struct HlModel
 	HlClassifier classifier;
 	uint32		n_labels;
 	char	  **labels;
-	double		abstain_probability;
+	HlAbstentionRule abstention;	/* of the current version, see hl_catalog_current_version */
 
 	/*
 	 * Scratch space for scoring one text at a time.  It grows on demand, so

@@ -41,7 +41,7 @@ typedef struct HlCallCache
 	char		name[NAMEDATALEN];
 	int32		model_id;
 	int32		version;
-	double		abstain_probability;
+	HlAbstentionRule abstention;
 } HlCallCache;
 
 static MemoryContext hl_cache_context = NULL;
@@ -282,14 +282,14 @@ hl_error_untrained(const char *name)
 HlModel *
 hl_model_current(const char *name, int32 *model_id)
 {
-	double		abstain_probability;
-	int32		version = hl_catalog_current_version(name, model_id, &abstain_probability);
+	HlAbstentionRule abstention;
+	int32		version = hl_catalog_current_version(name, model_id, &abstention);
 	HlModel    *model;
 
 	if (version == 0)
 		return NULL;
 	model = hl_cache_get(name, *model_id, version);
-	model->abstain_probability = abstain_probability;
+	model->abstention = abstention;
 	return model;
 }
 
@@ -304,10 +304,10 @@ hl_model_for_call(FunctionCallInfo fcinfo, text *name)
 	{
 		int32		model_id;
 		int32		version;
-		double		abstain_probability;
+		HlAbstentionRule abstention;
 
 		hl_check_model_name(cname);
-		version = hl_catalog_current_version(cname, &model_id, &abstain_probability);
+		version = hl_catalog_current_version(cname, &model_id, &abstention);
 		if (version == 0)
 			hl_error_untrained(cname);
 
@@ -316,12 +316,12 @@ hl_model_for_call(FunctionCallInfo fcinfo, text *name)
 		strlcpy(call->name, cname, NAMEDATALEN);
 		call->model_id = model_id;
 		call->version = version;
-		call->abstain_probability = abstain_probability;
+		call->abstention = abstention;
 		fcinfo->flinfo->fn_extra = call;
 	}
 
 	pfree(cname);
 	model = hl_cache_get(call->name, call->model_id, call->version);
-	model->abstain_probability = call->abstain_probability;
+	model->abstention = call->abstention;
 	return model;
 }

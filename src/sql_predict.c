@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
+#include "abstention.h"
 #include "model_cache.h"
 
 PG_FUNCTION_INFO_V1(hl_predict);
@@ -151,7 +152,7 @@ hl_classify(PG_FUNCTION_ARGS)
 	values[1] = Float8GetDatum(prediction.probability);
 	values[2] = Float8GetDatum(prediction.entropy);
 	values[3] = Float8GetDatum(prediction.mutual_information);
-	values[4] = BoolGetDatum(prediction.probability < model->abstain_probability);
+	values[4] = BoolGetDatum(hl_abstain(&model->abstention, &prediction));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

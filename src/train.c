@@ -36,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "abstention.h"
 #include "catalog.h"
 #include "posterior_io.h"
 #include "text_source.h"
@@ -381,42 +382,27 @@ hl_check_model_size(const HlModelDef *def, uint32 dim, uint32 n_classes)
 				 errhint("Lower the model option \"hash_bits\" with a new model.")));
 }
 
-/*
- * Train model def on all its labelled rows and store the new version as
- * current.  The caller holds the model's row lock.
- */
 void
-hl_train_model(const HlModelDef *def, HlTrainResult *result)
+hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
+{
+	hl_fit_options_default(options);
+	if (def->prior_precision > 0)
+		options->prior_precision = def->prior_precision;
+	options->seed = HL_TRAIN_SEED;
+}
+
+void
+hl_training_load(const HlModelDef *def, HlTrainingData *out)
 {
 	const char *name = def->name;
-	MemoryContext caller_context = CurrentMemoryContext;
-	MemoryContext train_context;
 	HlFeaturizer *featurizer;
 	HlTrainingSet set;
 	HlLabelSet labels;
-	HlDataset data;
-	HlClassifier classifier;
-	HlFitOptions options;
-	HlFitReport report;
 	uint32		dim;
 	uint32		n_classes;
 	uint32	   *df;
 	float	   *idf;
 	char	  **names;
-	char		errbuf[256];
-	bytea	   *posterior;
-	Datum	   *label_datums;
-	ArrayType  *label_array;
-	StringInfoData metrics;
-	instr_time	start;
-	instr_time	elapsed;
-	double		seconds;
-	int32		version;
-
-	INSTR_TIME_SET_CURRENT(start);
-	train_context = AllocSetContextCreate(caller_context, "humanloop train",
-										  ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(train_context);
 
 	/* Read and featurise every row. */
 	dim = UINT32_C(1) << def->features.hash_bits;
@@ -435,11 +421,6 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 						   (unsigned long long) set.n_docs, def->label_column),
 				 errhint("Label at least one row; SELECT * FROM hl_next_batch('%s', 20) suggests which.",
 						 name)));
-	if (labels.n == 1)
-		ereport(WARNING,
-				(errmsg("model \"%s\" has labels of only one class, \"%s\"", name, labels.names[0]),
-				 errdetail("Predictions will be that class, with high uncertainty."),
-				 errhint("Label rows of at least one other class.")));
 
 	names = hl_labels_finish(&labels, &set);
 	n_classes = Max(2, labels.n);
@@ -459,33 +440,78 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 		hl_tfidf_apply(idf, &row);
 	}
 
-	/* Fit the posterior. */
-	data.n_rows = set.n_rows;
-	data.dim = dim;
-	data.n_classes = n_classes;
-	data.row_start = set.row_start;
-	data.index = set.index;
-	data.value = set.value;
-	data.label = set.label;
-	data.weight = set.weight;
-	data.group = set.group;
+	out->data.n_rows = set.n_rows;
+	out->data.dim = dim;
+	out->data.n_classes = n_classes;
+	out->data.row_start = set.row_start;
+	out->data.index = set.index;
+	out->data.value = set.value;
+	out->data.label = set.label;
+	out->data.weight = set.weight;
+	out->data.group = set.group;
+	out->n_items = set.n_items;
+	out->n_docs = set.n_docs;
+	out->n_labels = labels.n;
+	out->labels = names;
+	out->idf = idf;
+}
 
-	hl_fit_options_default(&options);
-	if (def->prior_precision > 0)
-		options.prior_precision = def->prior_precision;
-	options.seed = HL_TRAIN_SEED;
+/*
+ * Train model def on all its labelled rows and store the new version as
+ * current.  The caller holds the model's row lock.
+ */
+void
+hl_train_model(const HlModelDef *def, HlTrainResult *result)
+{
+	const char *name = def->name;
+	MemoryContext caller_context = CurrentMemoryContext;
+	MemoryContext train_context;
+	HlTrainingData training;
+	HlClassifier classifier;
+	HlFitOptions options;
+	HlFitReport report;
+	uint32		dim;
+	uint32		n_classes;
+	char	  **names;
+	char		errbuf[256];
+	bytea	   *posterior;
+	Datum	   *label_datums;
+	ArrayType  *label_array;
+	StringInfoData metrics;
+	instr_time	start;
+	instr_time	elapsed;
+	double		seconds;
+	int32		version;
+
+	INSTR_TIME_SET_CURRENT(start);
+	train_context = AllocSetContextCreate(caller_context, "humanloop train",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(train_context);
+
+	hl_training_load(def, &training);
+	names = training.labels;
+	dim = training.data.dim;
+	n_classes = training.data.n_classes;
+	if (training.n_labels == 1)
+		ereport(WARNING,
+				(errmsg("model \"%s\" has labels of only one class, \"%s\"", name, names[0]),
+				 errdetail("Predictions will be that class, with high uncertainty."),
+				 errhint("Label rows of at least one other class.")));
+
+	/* Fit the posterior. */
+	hl_training_fit_options(def, &options);
 	hl_classifier_alloc(&classifier, dim, n_classes);
-	if (hl_classifier_fit(&data, &options, &classifier, &report, errbuf, sizeof(errbuf)) != 0)
+	if (hl_classifier_fit(&training.data, &options, &classifier, &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", name, errbuf)));
 
 	/* Store the new version. */
-	posterior = hl_posterior_serialize(&def->features, idf, &classifier, names, labels.n);
-	label_datums = palloc(sizeof(Datum) * labels.n);
-	for (uint32 k = 0; k < labels.n; k++)
+	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels);
+	label_datums = palloc(sizeof(Datum) * training.n_labels);
+	for (uint32 k = 0; k < training.n_labels; k++)
 		label_datums[k] = CStringGetTextDatum(names[k]);
-	label_array = construct_array(label_datums, labels.n, TEXTOID, -1, false, TYPALIGN_INT);
+	label_array = construct_array(label_datums, training.n_labels, TEXTOID, -1, false, TYPALIGN_INT);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
@@ -493,9 +519,9 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 
 	initStringInfo(&metrics);
 	appendStringInfoChar(&metrics, '{');
-	hl_json_number(&metrics, "documents", (double) set.n_docs);
-	hl_json_number(&metrics, "labelled_rows", set.n_items);
-	hl_json_number(&metrics, "training_rows", set.n_rows);
+	hl_json_number(&metrics, "documents", (double) training.n_docs);
+	hl_json_number(&metrics, "labelled_rows", training.n_items);
+	hl_json_number(&metrics, "training_rows", training.data.n_rows);
 	hl_json_number(&metrics, "train_accuracy", report.train_accuracy);
 	hl_json_number(&metrics, "train_nll", report.train_nll);
 	hl_json_number(&metrics, "heldout_rows", report.heldout_rows);
@@ -506,16 +532,30 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "variance_scale", report.variance_scale);
 	hl_json_number(&metrics, "iterations", report.iterations);
 	hl_json_number(&metrics, "feature_buckets", dim);
+
+	/*
+	 * A target for the abstention rule is met again by choosing the
+	 * threshold anew for this version's labels.
+	 */
+	if ((def->abstention.target_accuracy > 0.0 || def->abstention.target_coverage > 0.0) &&
+		training.n_items >= 2)
+	{
+		HlAbstentionEstimate estimate;
+
+		hl_abstention_fit(def, &training, &estimate);
+		appendStringInfoString(&metrics, ", \"abstention\": ");
+		hl_abstention_json(&metrics, &estimate);
+	}
 	appendStringInfoChar(&metrics, '}');
 
-	version = hl_catalog_add_version(def->model_id, "full", set.n_items, PointerGetDatum(label_array),
+	version = hl_catalog_add_version(def->model_id, "full", training.n_items, PointerGetDatum(label_array),
 									 seconds, metrics.data, posterior, 0, 0);
 
 	/* Copy the result to the caller's context, then free the rest. */
 	MemoryContextSwitchTo(caller_context);
 	result->version = version;
-	result->labelled_rows = set.n_items;
-	result->classes = labels.n;
+	result->labelled_rows = training.n_items;
+	result->classes = training.n_labels;
 	result->seconds = seconds;
 	result->metrics_json = pstrdup(metrics.data);
 	MemoryContextDelete(train_context);

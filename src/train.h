@@ -18,6 +18,30 @@ typedef struct HlTrainResult
 } HlTrainResult;
 
 /*
+ * A model's labelled rows read and featurised for a fit: TF-IDF rows in
+ * data (at least two classes, see HlDataset), the n_labels real label names
+ * in class order (sorted by strcmp) and the idf of the whole relation.
+ */
+typedef struct HlTrainingData
+{
+	HlDataset	data;
+	uint32		n_items;		/* labelled items; an item may have several rows */
+	uint64		n_docs;			/* rows of the relation, labelled or not */
+	uint32		n_labels;
+	char	  **labels;
+	float	   *idf;
+} HlTrainingData;
+
+/*
+ * Read every row of model def and featurise its labelled rows, in the
+ * current memory context.  Raises an error when no row is labelled.
+ */
+extern void hl_training_load(const HlModelDef *def, HlTrainingData *out);
+
+/* Fit options for model def, as full training uses them. */
+extern void hl_training_fit_options(const HlModelDef *def, HlFitOptions *options);
+
+/*
  * Fit the posterior of model def to all its labelled rows and store it as a
  * new current version.  The caller holds the model's row lock (see
  * hl_catalog_fetch_model) and has checked its source relations.

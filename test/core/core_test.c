@@ -14,6 +14,7 @@
 
 #include "features.h"
 #include "hl_alloc.h"
+#include "metrics.h"
 #include "model_classifier.h"
 #include "tokenize.h"
 
@@ -738,6 +739,64 @@ test_alloc_array_zeroes(void)
 	hl_free(NULL);
 }
 
+/* Four rows of two classes: three right, one wrong, known metric values. */
+static void
+test_metrics_known_values(void)
+{
+	const float proba[] = {0.9f, 0.1f, 0.8f, 0.2f, 0.3f, 0.7f, 0.6f, 0.4f};
+	const int32_t label[] = {0, 0, 1, 1};
+	const float confidence[] = {0.9f, 0.8f, 0.7f, 0.6f};
+	HlScoredRows rows = {4, 2, proba, label, NULL, confidence};
+	HlClassMetrics per_class[2];
+	HlMetrics	m;
+
+	hl_metrics_compute(&rows, 0.75, &m, per_class);
+	CHECK(fabs(m.accuracy - 0.75) < 1e-9);
+	CHECK(fabs(m.nll - (-(log(0.9) + log(0.8) + log(0.7) + log(0.4)) / 4)) < 1e-6);
+	CHECK(fabs(m.brier - (0.02 + 0.08 + 0.18 + 0.72) / 4) < 1e-6);
+	/* Bins of 1/15: each row alone, |correct - confidence| = 0.1, 0.2, 0.3, 0.6. */
+	CHECK(fabs(m.ece - (0.1 + 0.2 + 0.3 + 0.6) / 4) < 1e-6);
+	CHECK(fabs(m.coverage - 0.5) < 1e-9);
+	CHECK(fabs(m.automatic_accuracy - 1.0) < 1e-9);
+	CHECK(fabs(per_class[0].precision - 2.0 / 3.0) < 1e-9);
+	CHECK(fabs(per_class[1].recall - 0.5) < 1e-9);
+	CHECK(fabs(m.macro_f1 - (0.8 + 2.0 / 3.0) / 2) < 1e-9);
+}
+
+/* Thresholds for a target accuracy and a target coverage. */
+static void
+test_abstention_threshold(void)
+{
+	const float proba[] = {0.9f, 0.1f, 0.8f, 0.2f, 0.3f, 0.7f, 0.6f, 0.4f};
+	const int32_t label[] = {0, 0, 1, 1};
+	const float confidence[] = {0.9f, 0.8f, 0.7f, 0.6f};
+	HlScoredRows rows = {4, 2, proba, label, NULL, confidence};
+
+	/* The first three rows are all right: the lowest threshold meeting 1.0 - eps is 0.7. */
+	CHECK(hl_abstention_threshold(&rows, 0.99, 0.0) == 0.7f);
+	/* All four rows are 75% right. */
+	CHECK(hl_abstention_threshold(&rows, 0.75, 0.0) == 0.6f);
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.5) == 0.8f);
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.51) == 0.7f);
+}
+
+/* Wilson intervals: known value, the edges and no rows. */
+static void
+test_wilson_interval(void)
+{
+	double		low;
+	double		high;
+
+	hl_wilson_interval(8, 10, 1.959964, &low, &high);
+	CHECK(fabs(low - 0.4902) < 1e-3);
+	CHECK(fabs(high - 0.9433) < 1e-3);
+	hl_wilson_interval(5, 5, 1.959964, &low, &high);
+	CHECK(high == 1.0);
+	CHECK(low > 0.5 && low < 0.6);
+	hl_wilson_interval(0, 0, 1.959964, &low, &high);
+	CHECK(low == 0.0 && high == 1.0);
+}
+
 int
 main(void)
 {
@@ -759,6 +818,9 @@ main(void)
 	test_fit_rejects_bad_input();
 	test_fit_heldout_split_with_groups();
 	test_fit_interrupt_hook();
+	test_metrics_known_values();
+	test_abstention_threshold();
+	test_wilson_interval();
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	return n_failed == 0 ? 0 : 1;

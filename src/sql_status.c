@@ -1,0 +1,299 @@
+/*
+ * sql_status.c
+ *		hl_status: whether labelling more rows is still likely to help.
+ *
+ * The rule is a stabilising-predictions stop: once two versions trained on
+ * different numbers of labels predict the same label for nearly every
+ * unlabelled row, more labels of the same kind are unlikely to change the
+ * predictions.  NOTE: the 0.99 agreement and ten labels per class are
+ * chosen, not measured on humanloop's own learning curves.  The agreement is
+ * measured on a sample of the pool chosen by a hash of the row id, so the
+ * same rows are compared on every call.
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "catalog.h"
+#include "evaluate.h"
+#include "model_cache.h"
+#include "text_source.h"
+
+PG_FUNCTION_INFO_V1(hl_status);
+
+/* Agreement between consecutive versions from which to recommend stopping. */
+#define HL_STOP_AGREEMENT 0.99
+/* Fewest labelled rows per class before stopping is ever recommended. */
+#define HL_STOP_MIN_LABELS_PER_CLASS 10
+#define HL_Z95 1.959964
+#define HL_STATUS_COLUMNS 14
+
+/* The sampled texts of the pool. */
+typedef struct HlPoolSample
+{
+	int			n;
+	char	  **texts;
+} HlPoolSample;
+
+/* Read up to limit unlabelled texts, in the order of a hash of their id. */
+static void
+hl_sample_pool(const HlModelDef *def, int limit, HlPoolSample *sample)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *query = psprintf("SELECT pool.doc FROM (%s) pool (id, doc) ORDER BY hashtext(pool.id), pool.id LIMIT %d",
+								 hl_source_unlabelled_query(def, false), limit);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the unlabelled rows of model \"%s\"", def->name);
+	sample->n = (int) SPI_processed;
+	sample->texts = MemoryContextAlloc(outer, sizeof(char *) * Max(sample->n, 1));
+	for (int i = 0; i < sample->n; i++)
+	{
+		char	   *text = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		sample->texts[i] = MemoryContextStrdup(outer, text != NULL ? text : "");
+	}
+	SPI_finish();
+}
+
+/*
+ * Return the newest version before current trained on fewer labelled rows,
+ * or 0; sets *labelled to the current version's labelled rows.
+ */
+static int32
+hl_previous_version(int32 model_id, int32 current, int32 *labelled)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	int32		previous = 0;
+	bool		isnull;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(current);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT c.labelled_rows,"
+							  "       (SELECT max(p.version) FROM humanloop.model_versions p"
+							  "         WHERE p.model_id = $1 AND p.version < $2"
+							  "           AND p.labelled_rows < c.labelled_rows)"
+							  "  FROM humanloop.model_versions c WHERE c.model_id = $1 AND c.version = $2",
+							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.model_versions");
+	if (SPI_processed == 1)
+	{
+		*labelled = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		previous = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull)
+			previous = 0;
+	}
+	SPI_finish();
+	return previous;
+}
+
+/*
+ * Fetch the newest accuracy estimate of version: a cross-validation stored
+ * by hl_evaluate, else the held-out split of its training.  Returns the
+ * source, or NULL when there is none.
+ */
+static const char *
+hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
+					 double *low, double *high)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	const char *source = NULL;
+	bool		isnull;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(version);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT (result->>'accuracy')::float8, (result->>'accuracy_low')::float8,"
+							  "       (result->>'accuracy_high')::float8"
+							  "  FROM humanloop.evaluations"
+							  " WHERE model_id = $1 AND version = $2 AND method = 'cross_validation'"
+							  "   AND result->>'accuracy' IS NOT NULL"
+							  " ORDER BY evaluation_id DESC LIMIT 1",
+							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.evaluations");
+	if (SPI_processed == 1)
+	{
+		*accuracy = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*low = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*high = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		source = "cross_validation";
+	}
+	else if (SPI_execute_with_args("SELECT (metrics->>'heldout_accuracy')::float8,"
+								   "       (metrics->>'heldout_rows')::float8"
+								   "  FROM humanloop.model_versions"
+								   " WHERE model_id = $1 AND version = $2"
+								   "   AND metrics->>'heldout_accuracy' IS NOT NULL",
+								   2, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+			 SPI_processed == 1)
+	{
+		double		rows;
+
+		*accuracy = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		rows = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		hl_wilson_interval(*accuracy * rows, rows, HL_Z95, low, high);
+		source = "training_heldout";
+	}
+	SPI_finish();
+	return source;
+}
+
+/*
+ * hl_status(name, sample) returns (labelled_rows, classes, version,
+ * estimated_accuracy, accuracy_low, accuracy_high, accuracy_source,
+ * compared_version, agreement, pool_sample, mean_entropy,
+ * mean_mutual_information, recommendation, reason)
+ */
+Datum
+hl_status(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	int32		sample_size = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
+	HlModelDef *def;
+	HlModel    *model;
+	int32		model_id;
+	int32		labelled = 0;
+	int32		previous;
+	uint32		classes;
+	HlPoolSample sample;
+	char	  **labels;			/* current version's label of each sampled row */
+	double		entropy_sum = 0.0;
+	double		mi_sum = 0.0;
+	double		agreement = NAN;
+	double		accuracy = NAN;
+	double		low = NAN;
+	double		high = NAN;
+	const char *source;
+	const char *recommendation;
+	char	   *reason;
+	TupleDesc	tupdesc;
+	Datum		values[HL_STATUS_COLUMNS];
+	bool		nulls[HL_STATUS_COLUMNS];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("model name must not be null")));
+	if (sample_size < 1 || sample_size > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pool sample size %d is out of range", sample_size),
+				 errhint("Use a sample from 1 to 1000000 rows.")));
+
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	hl_check_model_name(name);
+	def = hl_catalog_fetch_model(name, false);
+	hl_check_task_evaluable(def);
+	hl_source_check(def);
+	model = hl_model_current(name, &model_id);
+	if (model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has not been trained yet", name),
+				 errhint("Label some rows, then run SELECT * FROM hl_train('%s');", name)));
+	def->current_version = model->version;
+	classes = model->n_labels;
+
+	previous = hl_previous_version(model_id, def->current_version, &labelled);
+	source = hl_accuracy_estimate(model_id, def->current_version, &accuracy, &low, &high);
+
+	/* Score the pool sample with the current version, then the previous one. */
+	hl_sample_pool(def, sample_size, &sample);
+	labels = palloc(sizeof(char *) * Max(sample.n, 1));
+	for (int i = 0; i < sample.n; i++)
+	{
+		HlPrediction prediction;
+
+		CHECK_FOR_INTERRUPTS();
+		model = hl_model_version(name, model_id, def->current_version);
+		hl_model_score(model, sample.texts[i], strlen(sample.texts[i]), &prediction);
+		labels[i] = pstrdup(model->labels[prediction.label]);
+		entropy_sum += prediction.entropy;
+		mi_sum += prediction.mutual_information;
+	}
+	if (previous > 0 && sample.n > 0)
+	{
+		int			same = 0;
+
+		for (int i = 0; i < sample.n; i++)
+		{
+			HlPrediction prediction;
+			HlModel    *older = hl_model_version(name, model_id, previous);
+
+			CHECK_FOR_INTERRUPTS();
+			hl_model_score(older, sample.texts[i], strlen(sample.texts[i]), &prediction);
+			if (strcmp(older->labels[prediction.label], labels[i]) == 0)
+				same++;
+		}
+		agreement = (double) same / sample.n;
+	}
+
+	/* The recommendation. */
+	if ((double) labelled < (double) HL_STOP_MIN_LABELS_PER_CLASS * Max(classes, 2))
+	{
+		recommendation = "keep labelling";
+		reason = psprintf("%d labelled rows for %u classes; stopping is considered from %d per class",
+						  labelled, classes, HL_STOP_MIN_LABELS_PER_CLASS);
+	}
+	else if (sample.n == 0)
+	{
+		recommendation = "stop";
+		reason = pstrdup("every row is labelled");
+	}
+	else if (previous == 0)
+	{
+		recommendation = "keep labelling";
+		reason = pstrdup("no earlier version trained on fewer labels to compare with");
+	}
+	else if (agreement >= HL_STOP_AGREEMENT)
+	{
+		recommendation = "stop";
+		reason = psprintf("versions %d and %d agree on %.1f%% of %d pool rows: more labels are unlikely to change the answers",
+						  previous, def->current_version, 100.0 * agreement, sample.n);
+	}
+	else
+	{
+		recommendation = "keep labelling";
+		reason = psprintf("versions %d and %d agree on only %.1f%% of %d pool rows, below %.0f%%",
+						  previous, def->current_version, 100.0 * agreement, sample.n,
+						  100.0 * HL_STOP_AGREEMENT);
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int32GetDatum(labelled);
+	values[1] = Int32GetDatum((int32) classes);
+	values[2] = Int32GetDatum(def->current_version);
+	values[3] = Float8GetDatum(accuracy);
+	values[4] = Float8GetDatum(low);
+	values[5] = Float8GetDatum(high);
+	nulls[3] = nulls[4] = nulls[5] = (source == NULL);
+	values[6] = source != NULL ? CStringGetTextDatum(source) : (Datum) 0;
+	nulls[6] = (source == NULL);
+	values[7] = Int32GetDatum(previous);
+	nulls[7] = (previous == 0);
+	values[8] = Float8GetDatum(agreement);
+	nulls[8] = isnan(agreement);
+	values[9] = Int32GetDatum(sample.n);
+	values[10] = Float8GetDatum(sample.n > 0 ? entropy_sum / sample.n : 0.0);
+	values[11] = Float8GetDatum(sample.n > 0 ? mi_sum / sample.n : 0.0);
+	nulls[10] = nulls[11] = (sample.n == 0);
+	values[12] = CStringGetTextDatum(recommendation);
+	values[13] = CStringGetTextDatum(reason);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
