@@ -7,10 +7,12 @@
  *	 test/core/bench_update.sh POOL.tsv TEST.tsv [INITIAL [UPDATES]]
  *
  * Each line of both files is "category<TAB>text".  POOL.tsv lists the pool
- * in the order in which its rows get labelled: the first INITIAL rows
- * (1,000 by default) train the first model, and each of the next UPDATES
- * rows (500 by default) is applied alone with hl_classifier_update, as the
- * worker does for single-label commits.  The document frequencies come from
+ * in the order in which its rows get labelled.  The first INITIAL rows
+ * (1,000 by default) train the first model.  Each of the next UPDATES rows
+ * (500 by default) is then applied alone with hl_classifier_update, as the
+ * worker does for single-label commits.  bench_worker.py labels the
+ * banking77 training rows in the order of Python's random.Random(7).shuffle
+ * of their numbers 1..n, and the same order written to POOL.tsv replays it.  The document frequencies come from
  * every pool row, as the extension counts every row of its relation.  The
  * program prints the test accuracy of the first model, of the updated one,
  * and of a full refit on the same INITIAL + UPDATES rows, and the mean time
@@ -48,7 +50,7 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Read "category<TAB>text" lines from path; exits on a malformed line. */
+/* Read "category<TAB>text" lines from path.  Exit on a malformed line. */
 static void
 read_rows(const char *path, Rows *rows)
 {

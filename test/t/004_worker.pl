@@ -230,6 +230,8 @@ $node->safe_psql('second', "SELECT hl_watch('notes', false)");
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND datname = 'second'"),
 	'the worker stops when no model of its database is watched');
+is($node->psql('postgres', 'DROP DATABASE second'), 0,
+	'a database whose worker stopped can be dropped');
 $node->safe_psql('idle', q{
 	CREATE TABLE notes (id int PRIMARY KEY, body text, label text);
 	INSERT INTO notes SELECT i, 'note ' || i, CASE WHEN i <= 4 THEN (ARRAY['a', 'b'])[i % 2 + 1] END
