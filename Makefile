@@ -10,7 +10,7 @@ OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
 	src/text_source.o src/train.o src/sql_model.o src/sql_train.o src/sql_predict.o \
 	src/sql_next_batch.o src/scoring.o src/acquisition.o \
-	src/update.o src/worker.o src/sql_watch.o \
+	src/update.o src/worker_slots.o src/launcher.o src/worker.o src/sql_watch.o \
 	src/evaluate.o src/abstention.o src/sql_evaluate.o src/sql_abstention.o src/sql_status.o
 
 DATA = humanloop--$(EXTVERSION).sql

@@ -1,15 +1,10 @@
 /*
  * worker.c
- *		The background worker that keeps watched models current: a launcher
- *		and one worker per database, sharing a small array in shared memory.
+ *		The per-database background worker that keeps watched models current,
+ *		and the registration of the launcher that starts it (launcher.c).
  *
- * With shared_preload_libraries = 'humanloop' the postmaster starts the
- * launcher.  It reads pg_database and starts a worker for every database
- * that accepts connections.  A worker whose database lacks the extension
- * exits at once, and hl_watch requests a worker from the launcher when its
- * database has none.  At most humanloop.max_workers databases have a worker.
- *
- * A worker sleeps on its latch.  The label triggers installed by hl_watch
+ * A worker serves one database while that database has a watched model.
+ * It sleeps on its latch.  The label triggers installed by hl_watch
  * record each change in humanloop.label_queue and set the worker's latch
  * when their transaction commits; the worker then waits for
  * humanloop.worker_debounce of quiet (so a burst becomes one update) and
@@ -21,12 +16,14 @@
  * stay as they were; the error is recorded in humanloop.worker_state and the
  * model is retried with exponential backoff while other models go on.
  *
+ * When its database has no watched model left, or no extension, the worker
+ * releases its slot and exits with status 0, and the launcher does not
+ * start it again until a commit requests it (worker_slots.c).  Any other
+ * exit leaves the slot to the launcher, which restarts the worker.
+ *
  * Each transaction of the launcher and the workers sets a new statement
  * start time first, since now() in a background worker otherwise stays at
  * the time the process started.
- *
- * Shared memory: HlWorkerShared, protected by its spinlock.  A slot with a
- * database and pid 0 is a request the launcher has not served yet.
  */
 #include "compat.h"
 
@@ -64,22 +61,7 @@
 #include "train.h"
 #include "update.h"
 #include "worker.h"
-
-/* One database's worker, or a request for one. */
-typedef struct HlWorkerSlot
-{
-	Oid			database;		/* InvalidOid: free */
-	pid_t		pid;			/* 0: requested or starting */
-	Latch	   *latch;
-} HlWorkerSlot;
-
-typedef struct HlWorkerShared
-{
-	slock_t		mutex;
-	Latch	   *launcher_latch;
-	int			n_slots;
-	HlWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
-} HlWorkerShared;
+#include "worker_slots.h"
 
 /* A model with queued changes, as the worker's scan found it. */
 typedef struct HlPendingModel
@@ -95,59 +77,15 @@ typedef struct HlPendingModel
 
 bool		hl_worker_enabled = false;
 int			hl_full_retrain_labels = 200;
+int			hl_worker_naptime = 10000;
 
-static int	hl_max_workers = 8;
-static int	hl_worker_naptime = 10000;
 static int	hl_worker_debounce = 20;
 
-static HlWorkerShared *hl_shared = NULL;
 static char hl_database_name[NAMEDATALEN];
-static bool hl_wake_pending = false;
-static bool hl_xact_callback_registered = false;
 
-#if PG_VERSION_NUM >= 150000
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* Size of the shared state. */
-static Size
-hl_shared_size(void)
-{
-	return add_size(offsetof(HlWorkerShared, slots),
-					mul_size(sizeof(HlWorkerSlot), hl_max_workers));
-}
-
-#if PG_VERSION_NUM >= 150000
-/* Reserve the shared state (PostgreSQL 15 and later ask in this hook). */
-static void
-hl_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(hl_shared_size());
-}
-#endif
-
-/* Create or attach to the shared state. */
-static void
-hl_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	hl_shared = ShmemInitStruct("humanloop worker state", hl_shared_size(), &found);
-	if (!found)
-	{
-		memset(hl_shared, 0, hl_shared_size());
-		SpinLockInit(&hl_shared->mutex);
-		hl_shared->n_slots = hl_max_workers;
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
+/* This worker's slot and the launch it belongs to. */
+static HlWorkerSlot *hl_my_slot = NULL;
+static uint32 hl_my_generation = 0;
 
 void
 hl_worker_init(void)
@@ -196,14 +134,7 @@ hl_worker_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
-#if PG_VERSION_NUM >= 150000
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = hl_shmem_request;
-#else
-	RequestAddinShmemSpace(hl_shared_size());
-#endif
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = hl_shmem_startup;
+	hl_worker_slots_init();
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -216,284 +147,7 @@ hl_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Return the slot of database, or NULL; the caller holds the spinlock. */
-static HlWorkerSlot *
-hl_find_slot(Oid database)
-{
-	for (int i = 0; i < hl_shared->n_slots; i++)
-		if (hl_shared->slots[i].database == database)
-			return &hl_shared->slots[i];
-	return NULL;
-}
 
-void
-hl_worker_request(void)
-{
-	HlWorkerSlot *slot;
-	Latch	   *launcher = NULL;
-	bool		full = false;
-
-	if (!hl_worker_enabled || hl_shared == NULL)
-		return;
-
-	SpinLockAcquire(&hl_shared->mutex);
-	slot = hl_find_slot(MyDatabaseId);
-	if (slot == NULL)
-	{
-		slot = hl_find_slot(InvalidOid);
-		if (slot == NULL)
-			full = true;
-		else
-		{
-			slot->database = MyDatabaseId;
-			slot->pid = 0;
-			slot->latch = NULL;
-			launcher = hl_shared->launcher_latch;
-		}
-	}
-	SpinLockRelease(&hl_shared->mutex);
-
-	if (full)
-		ereport(WARNING,
-				(errmsg("no humanloop worker is free for database \"%s\"",
-						get_database_name(MyDatabaseId)),
-				 errhint("Raise humanloop.max_workers (currently %d) and restart the server.",
-						 hl_max_workers)));
-	if (launcher != NULL)
-		SetLatch(launcher);
-}
-
-/* At commit, set the latch of the database's worker if a label changed. */
-static void
-hl_xact_callback(XactEvent event, void *arg)
-{
-	Latch	   *latch = NULL;
-	HlWorkerSlot *slot;
-
-	if (!hl_wake_pending)
-		return;
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		hl_wake_pending = false;
-		return;
-	}
-	if (event != XACT_EVENT_COMMIT)
-		return;
-
-	hl_wake_pending = false;
-	if (hl_shared == NULL)
-		return;
-	SpinLockAcquire(&hl_shared->mutex);
-	slot = hl_find_slot(MyDatabaseId);
-	if (slot != NULL)
-		latch = slot->latch;
-	SpinLockRelease(&hl_shared->mutex);
-	if (latch != NULL)
-		SetLatch(latch);
-}
-
-void
-hl_worker_wake_at_commit(void)
-{
-	if (!hl_xact_callback_registered)
-	{
-		RegisterXactCallback(hl_xact_callback, NULL);
-		hl_xact_callback_registered = true;
-	}
-	hl_wake_pending = true;
-}
-
-/* Start the worker of database; returns false when no worker process is free. */
-static bool
-hl_start_worker(Oid database)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "humanloop", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "hl_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "humanloop worker for database %u", database);
-	strlcpy(worker.bgw_type, "humanloop worker", BGW_MAXLEN);
-	worker.bgw_main_arg = ObjectIdGetDatum(database);
-	worker.bgw_notify_pid = MyProcPid;
-
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
-
-/* Claim a slot for database and start its worker, unless it has one. */
-static void
-hl_launch_for(Oid database)
-{
-	HlWorkerSlot *slot;
-
-	SpinLockAcquire(&hl_shared->mutex);
-	slot = hl_find_slot(database);
-	if (slot == NULL)
-	{
-		slot = hl_find_slot(InvalidOid);
-		if (slot != NULL)
-		{
-			slot->database = database;
-			slot->pid = 0;
-			slot->latch = NULL;
-		}
-	}
-	SpinLockRelease(&hl_shared->mutex);
-
-	if (slot == NULL)
-	{
-		ereport(LOG,
-				(errmsg("humanloop launcher: no worker slot for database %u", database),
-				 errhint("Raise humanloop.max_workers.")));
-		return;
-	}
-	if (!hl_start_worker(database))
-	{
-		ereport(LOG,
-				(errmsg("humanloop launcher: could not start a worker for database %u", database),
-				 errhint("Raise max_worker_processes.")));
-		SpinLockAcquire(&hl_shared->mutex);
-		slot->database = InvalidOid;
-		SpinLockRelease(&hl_shared->mutex);
-	}
-}
-
-/* Start a worker for every database that accepts connections. */
-static void
-hl_launch_all(void)
-{
-	List	   *databases = NIL;
-	ListCell   *lc;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-	MemoryContext outer = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
-		MemoryContext old;
-
-		if (!db->datallowconn || db->datistemplate)
-			continue;
-		old = MemoryContextSwitchTo(outer);
-		databases = lappend_oid(databases, db->oid);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	foreach(lc, databases)
-		hl_launch_for(lfirst_oid(lc));
-	list_free(databases);
-}
-
-/* Start workers for requests that hl_watch left in the slots. */
-static void
-hl_launch_requested(void)
-{
-	Oid			requested[1024];
-	int			n = 0;
-
-	SpinLockAcquire(&hl_shared->mutex);
-	for (int i = 0; i < hl_shared->n_slots && n < (int) lengthof(requested); i++)
-		if (hl_shared->slots[i].database != InvalidOid && hl_shared->slots[i].pid == 0)
-		{
-			requested[n++] = hl_shared->slots[i].database;
-			hl_shared->slots[i].pid = -1;	/* starting */
-		}
-	SpinLockRelease(&hl_shared->mutex);
-
-	for (int i = 0; i < n; i++)
-		if (!hl_start_worker(requested[i]))
-		{
-			ereport(LOG,
-					(errmsg("humanloop launcher: could not start a worker for database %u", requested[i]),
-					 errhint("Raise max_worker_processes.")));
-			SpinLockAcquire(&hl_shared->mutex);
-			for (int j = 0; j < hl_shared->n_slots; j++)
-				if (hl_shared->slots[j].database == requested[i])
-					hl_shared->slots[j].database = InvalidOid;
-			SpinLockRelease(&hl_shared->mutex);
-		}
-}
-
-/* Forget the launcher's latch when it exits. */
-static void
-hl_launcher_exit(int code, Datum arg)
-{
-	SpinLockAcquire(&hl_shared->mutex);
-	hl_shared->launcher_latch = NULL;
-	SpinLockRelease(&hl_shared->mutex);
-	ereport(LOG, (errmsg("humanloop launcher stopped")));
-}
-
-void
-hl_launcher_main(Datum arg)
-{
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	/* No database: the launcher reads only the shared catalog pg_database. */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-
-	SpinLockAcquire(&hl_shared->mutex);
-	hl_shared->launcher_latch = MyLatch;
-	SpinLockRelease(&hl_shared->mutex);
-	before_shmem_exit(hl_launcher_exit, (Datum) 0);
-	ereport(LOG, (errmsg("humanloop launcher started")));
-
-	/* Start a worker for each database once; later ones come on request. */
-	hl_launch_all();
-
-	for (;;)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 hl_worker_naptime, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		hl_launch_requested();
-	}
-}
-
-/* Free this worker's slot when it exits. */
-static void
-hl_worker_exit(int code, Datum arg)
-{
-	HlWorkerSlot *slot;
-
-	SpinLockAcquire(&hl_shared->mutex);
-	slot = hl_find_slot(MyDatabaseId);
-	if (slot != NULL && slot->pid == MyProcPid)
-	{
-		slot->database = InvalidOid;
-		slot->pid = 0;
-		slot->latch = NULL;
-	}
-	SpinLockRelease(&hl_shared->mutex);
-	if (DatumGetBool(arg))
-		ereport(LOG, (errmsg("humanloop worker for database \"%s\" stopped",
-							 hl_database_name)));
-}
-
-/* Return the models with queued changes whose backoff has passed. */
 static List *
 hl_pending_models(void)
 {
@@ -696,9 +350,9 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 
 /*
  * Process every pending model; one model's failure does not stop the
- * others.  Returns false when the extension is gone from the database.
+ * others.
  */
-static bool
+static void
 hl_process_queue(void)
 {
 	MemoryContext work_context = AllocSetContextCreate(CurrentMemoryContext,
@@ -707,34 +361,24 @@ hl_process_queue(void)
 	MemoryContext old = MemoryContextSwitchTo(work_context);
 	List	   *volatile pending = NIL;
 	ListCell   *lc;
-	bool		has_extension;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	has_extension = OidIsValid(get_extension_oid("humanloop", true));
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(work_context);
-
-	if (has_extension)
+	PG_TRY();
 	{
-		PG_TRY();
-		{
-			pending = hl_pending_models();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(work_context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(LOG,
-					(errmsg("humanloop: could not read the label queue: %s", edata->message)));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
+		pending = hl_pending_models();
 	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(work_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("humanloop: could not read the label queue: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 
 	foreach(lc, pending)
 	{
@@ -745,7 +389,6 @@ hl_process_queue(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work_context);
-	return has_extension;
 }
 
 /* Wait until no latch has been set for humanloop.worker_debounce, ten periods at most. */
@@ -764,45 +407,157 @@ hl_debounce(void)
 	}
 }
 
+
+/*
+ * Return the number of watched models of this database, or -1 when it has
+ * no humanloop extension.
+ */
+static int64
+hl_count_watched_models(void)
+{
+	int64		count = -1;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("humanloop", true)))
+	{
+		bool		isnull;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT count(*) FROM humanloop.models WHERE watched", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not count the watched models in humanloop.models");
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return count;
+}
+
+/*
+ * Release this worker's slot and exit when the database has no watched
+ * model, unless a commit asked for the worker meanwhile.  Returns when the
+ * worker has work.  serving is true once the worker has served the
+ * database, and only then is its exit logged at LOG level.
+ */
+static void
+hl_exit_unless_watched(bool serving)
+{
+	for (;;)
+	{
+		uint32		requests;
+		int64		watched;
+		bool		released = false;
+
+		SpinLockAcquire(&hl_shared->mutex);
+		requests = hl_my_slot->watch_requests;
+		SpinLockRelease(&hl_shared->mutex);
+
+		watched = hl_count_watched_models();
+		if (watched > 0)
+			return;
+
+		/* A commit after the count may have watched a model: count again. */
+		SpinLockAcquire(&hl_shared->mutex);
+		if (hl_my_slot->watch_requests == requests)
+		{
+			hl_my_slot->database = InvalidOid;
+			hl_my_slot->state = HL_SLOT_FREE;
+			hl_my_slot->pid = 0;
+			hl_my_slot->latch = NULL;
+			released = true;
+		}
+		SpinLockRelease(&hl_shared->mutex);
+		if (!released)
+			continue;
+
+		if (serving)
+			ereport(LOG,
+					(errmsg("humanloop worker for database \"%s\" stopped: %s", hl_database_name,
+							watched < 0 ? "the extension was dropped" : "no model is watched")));
+		else
+			ereport(DEBUG1,
+					(errmsg("humanloop worker for database \"%s\" exits at once: %s", hl_database_name,
+							watched < 0 ? "no humanloop extension" : "no model is watched")));
+		proc_exit(0);
+	}
+}
+
+/*
+ * Hand the slot back to the launcher when the worker exits without
+ * releasing it (an error, pg_terminate_backend, shutdown), so that the
+ * launcher restarts it.
+ */
+static void
+hl_worker_exit(int code, Datum arg)
+{
+	bool		marked = false;
+	Latch	   *launcher = NULL;
+
+	SpinLockAcquire(&hl_shared->mutex);
+	if (hl_my_slot->generation == hl_my_generation && hl_my_slot->pid == MyProcPid)
+	{
+		hl_my_slot->state = HL_SLOT_EXITED;
+		hl_my_slot->pid = 0;
+		hl_my_slot->latch = NULL;
+		launcher = hl_shared->launcher_latch;
+		marked = true;
+	}
+	SpinLockRelease(&hl_shared->mutex);
+
+	if (launcher != NULL)
+		SetLatch(launcher);
+	if (marked)
+		ereport(LOG, (errmsg("humanloop worker for database \"%s\" stopped with exit code %d",
+							 hl_database_name, code)));
+}
+
 void
 hl_worker_main(Datum arg)
 {
-	Oid			database = DatumGetObjectId(arg);
-	HlWorkerSlot *slot;
-	bool		has_extension;
+	int			index = DatumGetInt32(arg);
+	HlWorkerStartInfo info;
+	bool		attached = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	memcpy(&info, MyBgworkerEntry->bgw_extra, sizeof(info));
+	if (index < 0 || index >= hl_shared->n_slots)
+		elog(ERROR, "humanloop worker slot %d is outside 0..%d", index, hl_shared->n_slots - 1);
+	hl_my_slot = &hl_shared->slots[index];
+	hl_my_generation = info.generation;
+
 	/*
 	 * Connect as the bootstrap superuser; every update runs with its model
 	 * owner's privileges (hl_update_one), never with these.
 	 */
-	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
+	BackgroundWorkerInitializeConnectionByOid(info.database, InvalidOid, 0);
 
+	/* Attach only to the launch that started this process. */
 	SpinLockAcquire(&hl_shared->mutex);
-	slot = hl_find_slot(database);
-	if (slot != NULL && (slot->pid <= 0 || slot->pid == MyProcPid))
+	if (hl_my_slot->database == info.database && hl_my_slot->generation == info.generation &&
+		hl_my_slot->state == HL_SLOT_STARTING)
 	{
-		slot->pid = MyProcPid;
-		slot->latch = MyLatch;
+		hl_my_slot->state = HL_SLOT_RUNNING;
+		hl_my_slot->pid = MyProcPid;
+		hl_my_slot->latch = MyLatch;
+		attached = true;
 	}
-	else
-		slot = NULL;
 	SpinLockRelease(&hl_shared->mutex);
-	if (slot == NULL)
-		proc_exit(0);			/* another worker serves this database */
+	if (!attached)
+		proc_exit(0);
+	before_shmem_exit(hl_worker_exit, (Datum) 0);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	has_extension = OidIsValid(get_extension_oid("humanloop", true));
-	strlcpy(hl_database_name, get_database_name(database), NAMEDATALEN);
+	strlcpy(hl_database_name, get_database_name(info.database), NAMEDATALEN);
 	CommitTransactionCommand();
-	before_shmem_exit(hl_worker_exit, BoolGetDatum(has_extension));
-	if (!has_extension)
-		proc_exit(0);
 
+	hl_exit_unless_watched(false);
 	ereport(LOG, (errmsg("humanloop worker for database \"%s\" started",
 						 hl_database_name)));
 
@@ -811,12 +566,7 @@ hl_worker_main(Datum arg)
 	{
 		int			rc;
 
-		if (!hl_process_queue())
-		{
-			ereport(LOG, (errmsg("humanloop worker for database \"%s\": the extension was dropped",
-								 hl_database_name)));
-			proc_exit(0);
-		}
+		hl_process_queue();
 
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					   hl_worker_naptime, PG_WAIT_EXTENSION);
@@ -829,5 +579,6 @@ hl_worker_main(Datum arg)
 		}
 		if (rc & WL_LATCH_SET)
 			hl_debounce();
+		hl_exit_unless_watched(true);
 	}
 }

@@ -13,6 +13,9 @@ extern bool hl_worker_enabled;
 
 extern int	hl_full_retrain_labels;
 
+/* humanloop.worker_naptime, in milliseconds: the longest sleep of the launcher and the workers. */
+extern int	hl_worker_naptime;
+
 /* Define the worker's settings and, when preloaded, its shared memory and launcher. */
 extern void hl_worker_init(void);
 

@@ -2,6 +2,7 @@
 """Update latency of the background worker, and accuracy of its fast updates.
 
     /usr/bin/python3 test/bench/bench_worker.py DATA_DIR [--inserts 500] [--out FILE]
+        [--install-root DIR [--commit REV]]
 
 DATA_DIR holds train.csv and test.csv with the header ``text,category`` (for
 example the banking77 folder).  The script starts a throwaway cluster with
@@ -11,6 +12,10 @@ single-row label every interval (100 ms by default) and measures, for each,
 the time from the return of COMMIT to the moment a new version with that label
 is visible through hl_models.  At the end it compares the test accuracy of the
 incrementally updated model with a full retrain on the same labels.
+
+With --install-root the server runs from a private copy of PostgreSQL under
+DIR, built from --commit (HEAD by default) when DIR does not exist yet, so a
+`make install` elsewhere on the machine cannot change the build under test.
 """
 
 import argparse
@@ -67,14 +72,21 @@ def main():
     parser.add_argument("--inserts", type=int, default=500)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between inserts")
     parser.add_argument("--out")
+    parser.add_argument("--install-root", help="run from a private install under this directory")
+    parser.add_argument("--commit", default="HEAD", help="commit to build into a new --install-root")
     args = parser.parse_args()
+
+    if args.install_root and not os.path.exists(args.install_root):
+        print("building", args.commit, "into", args.install_root, file=sys.stderr)
+        hlbench.build_private_install(args.install_root, args.commit)
 
     settings = {
         "humanloop.worker_debounce": "'10ms'",
         "humanloop.full_retrain_labels": str(args.inserts + 1),
         "humanloop.keep_versions": "5",
     }
-    with hlbench.throwaway_cluster(settings=settings, preload=True) as dsn:
+    with hlbench.throwaway_cluster(settings=settings, preload=True,
+                                   install_root=args.install_root) as dsn:
         conn = psycopg2.connect(dsn)
         conn.autocommit = True
         cur = conn.cursor()

@@ -2,7 +2,8 @@
 # versions without hl_train, a burst of concurrent inserts loses no label,
 # the worker survives a restart and a crash in the middle of an update, a
 # failing model does not hold up the others, and updates run with the
-# privileges of the model's owner.
+# privileges of the model's owner.  The launcher restarts a worker that was
+# terminated, and only databases with a watched model keep a worker slot.
 use strict;
 use warnings;
 
@@ -17,6 +18,7 @@ shared_preload_libraries = 'humanloop'
 humanloop.worker_naptime = '1s'
 humanloop.worker_debounce = '10ms'
 humanloop.full_retrain_labels = 100000
+humanloop.max_workers = 2
 max_worker_processes = 16
 restart_after_crash = on
 });
@@ -177,6 +179,71 @@ ok( $node->poll_query_until('postgres',
 	'the worker cannot read what the model owner cannot read');
 is($node->safe_psql('postgres', "SELECT current_version FROM hl_models WHERE name = 'owned'"),
 	'1', 'no version was stored for the unreadable model');
+
+# A terminated worker comes back and applies the labels given after it.
+my $old_pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND datname = 'postgres'");
+ok($old_pid > 0, 'the worker of the database runs before the test');
+is($node->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)"),
+	't', 'the worker is terminated');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'humanloop worker'"
+		  . " AND datname = 'postgres' AND pid <> $old_pid"),
+	'the launcher starts the terminated worker again');
+my $labelled = $node->safe_psql('postgres', "SELECT labelled_rows FROM hl_models WHERE name = 'tickets'");
+$node->safe_psql('postgres', label_sql(1200));
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = $labelled + 1 FROM hl_models WHERE name = 'tickets'"),
+	'the restarted worker applies a later label');
+ok($node->log_contains('exited unexpectedly, restarting it in 1000 ms'),
+	'the launcher logs the restart and its delay');
+
+# Only databases with a watched model keep one of the two worker slots:
+# plain has no extension, idle has it but watches nothing, and second
+# watches a model.  After a restart the launcher probes all four.
+$node->safe_psql('postgres', 'CREATE DATABASE plain');
+$node->safe_psql('postgres', 'CREATE DATABASE idle');
+$node->safe_psql('postgres', 'CREATE DATABASE second');
+$node->safe_psql('idle', 'CREATE EXTENSION humanloop');
+$node->safe_psql('second', q{
+	CREATE EXTENSION humanloop;
+	CREATE TABLE notes (id int PRIMARY KEY, body text, label text);
+	INSERT INTO notes SELECT i, CASE WHEN i % 2 = 0 THEN 'refund please ' ELSE 'where is my parcel ' END || i,
+		   CASE WHEN i <= 6 THEN (ARRAY['refund', 'parcel'])[i % 2 + 1] END
+	FROM generate_series(1, 40) i;
+	SELECT hl_create_model('notes', 'notes', text_column => 'body', label_column => 'label');
+	SELECT version FROM hl_train('notes');
+	SELECT hl_watch('notes');
+});
+$node->restart;
+ok( $node->poll_query_until('postgres',
+		"SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'humanloop worker'",
+		'postgres,second'),
+	'after a restart only the databases with watched models have a worker');
+$node->safe_psql('second', "UPDATE notes SET label = 'refund' WHERE id = 8");
+ok( $node->poll_query_until('second',
+		"SELECT labelled_rows = 7 FROM hl_models WHERE name = 'notes'"),
+	'the worker of the second database applies its label');
+
+# Unwatching the last model of a database stops its worker and frees the slot.
+$node->safe_psql('second', "SELECT hl_watch('notes', false)");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND datname = 'second'"),
+	'the worker stops when no model of its database is watched');
+is($node->psql('postgres', 'DROP DATABASE second'), 0,
+	'a database whose worker stopped can be dropped');
+$node->safe_psql('idle', q{
+	CREATE TABLE notes (id int PRIMARY KEY, body text, label text);
+	INSERT INTO notes SELECT i, 'note ' || i, CASE WHEN i <= 4 THEN (ARRAY['a', 'b'])[i % 2 + 1] END
+	FROM generate_series(1, 20) i;
+	SELECT hl_create_model('notes', 'notes', text_column => 'body', label_column => 'label');
+	SELECT version FROM hl_train('notes');
+	SELECT hl_watch('notes');
+	UPDATE notes SET label = 'a' WHERE id = 5;
+});
+ok( $node->poll_query_until('idle',
+		"SELECT labelled_rows = 5 FROM hl_models WHERE name = 'notes'"),
+	'hl_watch in another database gets the freed slot');
 
 $node->stop;
 done_testing();
