@@ -418,7 +418,9 @@ test_fit_separable_and_empty_class(void)
 	CHECK(isnan(report.heldout_accuracy));
 	CHECK(report.iterations > 0);
 	CHECK(report.prior_precision > 0.0);
-	CHECK(report.temperature == 1.0);
+	/* Without a split the temperature comes from out-of-fold logits. */
+	CHECK(report.temperature >= 0.5);
+	CHECK(report.temperature <= 20.0);
 
 	/* Weights of the empty class stay at the prior mean 0. */
 	for (uint32_t j = 0; j < model.dim; j++)
