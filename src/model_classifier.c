@@ -1197,7 +1197,7 @@ choose_subsample(const Problem *pr, const RowSet *set, uint32_t max_rows,
 }
 
 /* Fill options with the defaults: lambda from the data, seed 0. */
-/* Return whether labels holds at least two distinct classes. */
+/* Return whether labels contains at least two distinct classes. */
 static bool
 has_two_classes(const int32_t *labels, uint32_t n)
 {
@@ -1210,7 +1210,7 @@ has_two_classes(const int32_t *labels, uint32_t n)
 /*
  * Return the temperature fitted on out-of-fold logits, for data too small
  * for a held-out split.  The rows are cut into at most NO_SPLIT_FOLDS folds
- * by item (rows of one group stay together); each fold is predicted by a
+ * by item, so rows of one group stay together.  Each fold is predicted by a
  * MAP fit at lambda on the others, started from zero.  Returns 1 when fewer
  * than two folds have rows.  theta is scratch space of pr->n_params floats.
  */
