@@ -5,17 +5,19 @@ EXTVERSION = 0.1.0
 
 MODULE_big = humanloop
 CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o \
+	src/span_features.o src/model_tagger.o \
 	src/embedding.o src/model_update.o
 OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
 	src/text_source.o src/train.o src/sql_model.o src/sql_train.o src/sql_predict.o \
 	src/sql_next_batch.o src/scoring.o src/acquisition.o \
-	src/update.o src/worker.o src/sql_watch.o
+	src/update.o src/worker.o src/sql_watch.o \
+	src/span_labels.o src/train_spans.o src/sql_spans.o src/span_acquisition.o
 
 DATA = humanloop--$(EXTVERSION).sql
 PGFILEDESC = "humanloop - active learning for text"
 
-REGRESS = create_model train predict next_batch errors
+REGRESS = create_model train predict next_batch errors spans
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
