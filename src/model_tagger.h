@@ -103,10 +103,10 @@ extern uint32_t hl_tags_from_spans(const HlToken *tokens, uint32_t n_tokens,
 								   int32_t *tags);
 
 /*
- * Most probable tag sequence under the BIO constraints (I-l only after B-l
- * or I-l, never first) for token log-probabilities logp (n_tokens x
- * n_classes); only tags below n_tags are candidates.  score and back are
- * n_tokens x n_classes of scratch.
+ * Write to tags the most probable tag sequence for the token
+ * log-probabilities logp (n_tokens x n_classes) under the BIO constraints:
+ * I-l only after B-l or I-l, and never first.  Only tags below n_tags are
+ * candidates.  score and back are n_tokens x n_classes of scratch.
  */
 extern void hl_bio_decode(const float *logp, uint32_t n_tokens, uint32_t n_classes,
 						  uint32_t n_tags, float *score, int32_t *back, int32_t *tags);
