@@ -292,6 +292,8 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
     ]
     if baseline_f1 is not None:
         lines.append(f"| scikit-learn per-token logistic regression, same decoding | {baseline_f1:.4f} |")
+    if baseline_f1 is None:
+        lines.append("| scikit-learn baseline | not run (--no-baseline) |")
     lines += ["", "Targets: span F1 at least 0.92 (missed by "
               f"{max(0.0, 0.92 - evaluation['f1']):.3f}); at least 5,000 sentences per second "
               f"({'met' if rate >= 5000 else 'missed'}).", ""]
