@@ -5,18 +5,20 @@ EXTVERSION = 0.1.0
 
 MODULE_big = humanloop
 CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o \
+	src/span_features.o src/model_tagger.o \
 	src/embedding.o src/model_update.o src/metrics.o
 OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
 	src/text_source.o src/train.o src/sql_model.o src/sql_train.o src/sql_predict.o \
 	src/sql_next_batch.o src/scoring.o src/acquisition.o \
 	src/update.o src/worker_slots.o src/launcher.o src/worker.o src/sql_watch.o \
-	src/evaluate.o src/abstention.o src/sql_evaluate.o src/sql_abstention.o src/sql_status.o
+	src/evaluate.o src/abstention.o src/sql_evaluate.o src/sql_abstention.o src/sql_status.o \
+	src/span_labels.o src/train_spans.o src/sql_spans.o src/span_acquisition.o
 
 DATA = humanloop--$(EXTVERSION).sql
 PGFILEDESC = "humanloop - active learning for text"
 
-REGRESS = create_model train predict next_batch errors evaluate
+REGRESS = create_model train predict next_batch errors evaluate spans
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config

@@ -15,7 +15,7 @@ GRANT USAGE ON SCHEMA humanloop TO PUBLIC;
 CREATE TABLE humanloop.models (
 	model_id serial PRIMARY KEY,
 	name text NOT NULL UNIQUE CHECK (name <> '' AND length(name) <= 63),
-	task text NOT NULL DEFAULT 'classification' CHECK (task IN ('classification')),
+	task text NOT NULL DEFAULT 'classification' CHECK (task IN ('classification', 'spans')),
 	relation regclass NOT NULL,
 	id_column text NOT NULL,
 	text_column text NOT NULL,
@@ -346,6 +346,37 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_status(text, integer) IS
 	'whether to keep labelling: estimated accuracy, agreement of the last two versions on a pool sample, uncertainty left in the pool';
+
+--
+-- Span models: tagging and evaluation
+--
+CREATE FUNCTION hl_predict_spans(
+	name text,
+	input text,
+	OUT start integer,
+	OUT "end" integer,
+	OUT label text,
+	OUT text text,
+	OUT probability double precision,
+	OUT mutual_information double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'hl_predict_spans'
+LANGUAGE C STABLE PARALLEL SAFE COST 5000 ROWS 3;
+
+COMMENT ON FUNCTION hl_predict_spans(text, text) IS
+	'spans a span model finds in a text: character offsets (end exclusive), label, text, probability and mutual information';
+
+CREATE FUNCTION hl_evaluate_spans(
+	name text,
+	relation regclass,
+	text_column text DEFAULT NULL,
+	label_column text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'hl_evaluate_spans'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION hl_evaluate_spans(text, regclass, text, text) IS
+	'exact-match span precision, recall and F1, micro-averaged and per label, of a span model on a labelled relation';
 
 --
 -- Choosing rows to label

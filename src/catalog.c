@@ -22,7 +22,7 @@
 #define HL_MODEL_NAME_MAX 63
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, allow_overlap (span models)"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -118,6 +118,9 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	def->abstention.score = HL_DEFAULT_CONFIDENCE_SCORE;
 	def->abstention.folds = HL_DEFAULT_FOLDS;
 	def->prior_precision = 0.0;
+	def->allow_overlap = false;
+	if (def->task != NULL && strcmp(def->task, "spans") == 0)
+		def->features.hash_bits = HL_SPANS_DEFAULT_HASH_BITS;
 
 	if (options == NULL)
 		return;
@@ -160,6 +163,19 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 		}
 		else if (strcmp(key, "abstention") == 0)
 			hl_abstention_target_parse(&value, &def->abstention);
+		else if (strcmp(key, "allow_overlap") == 0)
+		{
+			if (def->task == NULL || strcmp(def->task, "spans") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"allow_overlap\" applies only to span models"),
+						 errhint("Create the model with task => 'spans', or leave the option out.")));
+			if (value.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"allow_overlap\" must be true or false")));
+			def->allow_overlap = value.val.boolean;
+		}
 		else if (strcmp(key, "prior_precision") == 0)
 		{
 			double		lambda = hl_option_number(key, &value);

@@ -37,8 +37,11 @@ hl_check_task_evaluable(const HlModelDef *def)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("evaluation of task \"%s\" is not supported", def->task),
-				 errdetail("Model \"%s\" has task \"%s\"; only classification models can be evaluated so far.",
-						   def->name, def->task)));
+				 errdetail("Model \"%s\" has task \"%s\"; only classification models have cross-validation, abstention rules and hl_status so far.",
+						   def->name, def->task),
+				 strcmp(def->task, "spans") == 0 ?
+				 errhint("Measure a span model on a labelled relation: hl_evaluate('%s', 'schema.table').",
+						 def->name) : 0));
 }
 
 /* An item, its first class and a pseudo-random rank, for fold assignment. */

@@ -57,4 +57,7 @@ extern void hl_score_relation(HlModel *model, Oid relation, const char *text_col
 extern void hl_scored_rows(const HlScoredSet *set, const HlConfidenceScore *score,
 						   HlScoredRows *rows);
 
+/* Span evaluation on a labelled relation (sql_spans.c), which hl_evaluate calls. */
+extern Datum hl_evaluate_spans(PG_FUNCTION_ARGS);
+
 #endif							/* HL_EVALUATE_H */

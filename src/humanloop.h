@@ -13,12 +13,20 @@
 #include "features.h"
 #include "metrics.h"
 #include "model_classifier.h"
+#include "model_tagger.h"
 
 /* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
 #define HL_DEFAULT_MAX_TEXT_BYTES (1024 * 1024)
 
 /* hl_classify abstains below this top-class probability unless a model sets its own. */
 #define HL_DEFAULT_ABSTAIN_PROBABILITY 0.8
+
+/* Task codes, stored in posteriors; humanloop.models.task names them. */
+#define HL_TASK_CLASSIFICATION 1
+#define HL_TASK_SPANS 2
+
+/* Feature buckets of a span model unless its options set hash_bits. */
+#define HL_SPANS_DEFAULT_HASH_BITS 16
 
 extern int	hl_max_text_bytes;
 extern int	hl_keep_versions;
@@ -67,18 +75,22 @@ typedef struct HlModelDef
 	double		abstain_probability;
 	HlAbstentionTarget abstention;
 	double		prior_precision;	/* <= 0: chosen from the data */
+	bool		allow_overlap;	/* spans: accept overlapping spans in one label */
 } HlModelDef;
 
 /*
  * A trained version, deserialised and ready to score.  The arrays point into
  * the detoasted posterior, which lives as long as the model.  labels has
  * n_labels entries; the classifier may have one more, phantom class with no
- * labelled rows when only one real class was labelled.
+ * labelled rows when only one real class was labelled.  In a span model
+ * (task HL_TASK_SPANS) labels are the span labels and the classifier's
+ * classes are their BIO tags (see model_tagger.h).
  */
 typedef struct HlModel
 {
 	int32		model_id;
 	int32		version;
+	int32		task;			/* HL_TASK_CLASSIFICATION or HL_TASK_SPANS */
 	int32		patch_depth;	/* patches between this version and a full one */
 	int32		root_version;	/* the full version the patches start from */
 	HlFeatureConfig features;
@@ -97,6 +109,10 @@ typedef struct HlModel
 	HlSparseVec vec;
 	float	   *proba;
 	float	   *workspace;
+
+	/* Scratch space of span models for tagging one sentence at a time. */
+	HlSentenceFeatures sentence;
+	HlTaggerOutput tagged;
 } HlModel;
 
 /* Module initialisers called from _PG_init; each defines its settings. */
@@ -105,6 +121,19 @@ extern void hl_next_batch_init(void);
 /* Scoring of one text, shared by the prediction functions and hl_next_batch. */
 extern void hl_model_score(HlModel *model, const char *text, size_t len,
 						   HlPrediction *out);
+
+/*
+ * Tag one sentence with a span model; the result is in model->sentence
+ * (tokens) and model->tagged (tags, spans, uncertainty) until the next call.
+ */
+extern void hl_model_tag(HlModel *model, const char *text, size_t len);
+
+/* Return whether a loaded model is a span model. */
+static inline bool
+hl_model_is_spans(const HlModel *model)
+{
+	return model->task == HL_TASK_SPANS;
+}
 
 /* Reject a text longer than humanloop.max_text_length; what names the row. */
 extern void hl_check_text_length(size_t len, const char *what);

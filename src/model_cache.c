@@ -60,6 +60,8 @@ hl_model_init_scratch(HlModel *model)
 	hl_sparse_init(&model->vec);
 	model->proba = palloc0(sizeof(float) * model->classifier.n_classes);
 	model->workspace = palloc0(sizeof(float) * hl_classifier_workspace_size(&model->classifier));
+	hl_sentence_features_init(&model->sentence);
+	hl_tagger_output_init(&model->tagged);
 }
 
 /* Copy src, arrays and labels included, into context. */

@@ -35,7 +35,6 @@
 #define HL_POSTERIOR_MAGIC 0x53504c48	/* "HLPS" read as little-endian */
 #define HL_POSTERIOR_MAGIC_SWAPPED 0x484c5053
 #define HL_POSTERIOR_FORMAT 1
-#define HL_TASK_CLASSIFICATION 1
 #define HL_MAX_CLASSES 100000
 
 typedef struct HlPosteriorHeader
@@ -88,10 +87,11 @@ hl_payload_float_bytes(uint32 dim, uint32 n_classes, uint64 *bytes)
 	return true;
 }
 
-bytea *
-hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
-					   const HlClassifier *classifier, char **labels,
-					   uint32 n_labels)
+/* Serialise a full posterior of task code task; see hl_posterior_serialize. */
+static bytea *
+hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
+							const float *idf, const HlClassifier *classifier,
+							char **labels, uint32 n_labels)
 {
 	HlPosteriorHeader header;
 	uint64		float_bytes;
@@ -146,7 +146,7 @@ hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
 	memset(&header, 0, sizeof(header));
 	header.magic = HL_POSTERIOR_MAGIC;
 	header.format_version = HL_POSTERIOR_FORMAT;
-	header.task = HL_TASK_CLASSIFICATION;
+	header.task = task;
 	header.dim = classifier->dim;
 	header.n_classes = classifier->n_classes;
 	header.n_labels = n_labels;
@@ -162,6 +162,22 @@ hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
 	memcpy(VARDATA(blob), &header, sizeof(header));
 
 	return blob;
+}
+
+bytea *
+hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
+					   const HlClassifier *classifier, char **labels, uint32 n_labels)
+{
+	return hl_posterior_serialize_task(HL_TASK_CLASSIFICATION, features, idf,
+									   classifier, labels, n_labels);
+}
+
+bytea *
+hl_posterior_serialize_spans(const HlFeatureConfig *features, const float *idf,
+							 const HlClassifier *classifier, char **labels, uint32 n_labels)
+{
+	return hl_posterior_serialize_task(HL_TASK_SPANS, features, idf,
+									   classifier, labels, n_labels);
 }
 
 /* Raise the error for a damaged posterior. */
@@ -207,7 +223,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 											header.format_version, HL_POSTERIOR_FORMAT));
 	if (header.reserved != 0)
 		hl_posterior_damaged(what, "A reserved header field is not zero.");
-	if (header.task != HL_TASK_CLASSIFICATION)
+	if (header.task != HL_TASK_CLASSIFICATION && header.task != HL_TASK_SPANS)
 		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
 
 	/* Sizes, each checked against the others and against the bytea. */
@@ -217,10 +233,18 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	if (header.dim != (UINT32_C(1) << header.features.hash_bits))
 		hl_posterior_damaged(what, psprintf("It has %u features, but its settings give %u.",
 											header.dim, UINT32_C(1) << header.features.hash_bits));
-	if (header.n_classes < 2 || header.n_classes > HL_MAX_CLASSES ||
-		header.n_labels < 1 || header.n_labels > header.n_classes ||
-		header.n_labels + 1 < header.n_classes)
+	if (header.task == HL_TASK_CLASSIFICATION &&
+		(header.n_classes < 2 || header.n_classes > HL_MAX_CLASSES ||
+		 header.n_labels < 1 || header.n_labels > header.n_classes ||
+		 header.n_labels + 1 < header.n_classes))
 		hl_posterior_damaged(what, psprintf("It has %u classes and %u labels.",
+											header.n_classes, header.n_labels));
+
+	/* A span model has a class per BIO tag, and a phantom one without labels. */
+	if (header.task == HL_TASK_SPANS &&
+		(header.n_labels > HL_TAGGER_MAX_LABELS ||
+		 header.n_classes != Max(2, hl_tag_count(header.n_labels))))
+		hl_posterior_damaged(what, psprintf("It has %u tag classes for %u span labels.",
 											header.n_classes, header.n_labels));
 	if (!hl_payload_float_bytes(header.dim, header.n_classes, &float_bytes) ||
 		header.labels_bytes % 4 != 0 ||
@@ -238,6 +262,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 
 	/* Payload: point into the bytea. */
 	cells = (uint64) header.dim * header.n_classes;
+	model->task = (int32) header.task;
 	model->features = header.features;
 	model->idf = (const float *) payload;
 	model->classifier.dim = header.dim;

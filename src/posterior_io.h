@@ -17,6 +17,16 @@ extern bytea *hl_posterior_serialize(const HlFeatureConfig *features,
 									 char **labels, uint32 n_labels);
 
 /*
+ * Serialise a span model: the featuriser settings (only hash_bits is used),
+ * an idf vector (unused, kept for the common layout), the token classifier
+ * over BIO tags and the span label names.
+ */
+extern bytea *hl_posterior_serialize_spans(const HlFeatureConfig *features,
+										   const float *idf,
+										   const HlClassifier *classifier,
+										   char **labels, uint32 n_labels);
+
+/*
  * Validate a detoasted posterior and point model's fields into it; the
  * bytea must outlive the model.  what names the model version in errors,
  * which carry ERRCODE_DATA_CORRUPTED.

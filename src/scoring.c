@@ -1,7 +1,8 @@
 /*
  * scoring.c
  *		Scoring one text with a loaded model, the step every prediction
- *		function and hl_next_batch share.
+ *		function and hl_next_batch share, and tagging one sentence with a
+ *		span model.
  */
 #include "compat.h"
 
@@ -46,4 +47,15 @@ hl_model_score(HlModel *model, const char *text, size_t len, HlPrediction *out)
 		out->label = best;
 		out->probability = model->proba[best];
 	}
+}
+
+void
+hl_model_tag(HlModel *model, const char *text, size_t len)
+{
+	MemoryContext old = MemoryContextSwitchTo(model->context);
+
+	hl_span_featurize(text, len, model->features.hash_bits, &model->sentence);
+	hl_tagger_predict(&model->classifier, model->n_labels, &model->sentence,
+					  &model->tagged);
+	MemoryContextSwitchTo(old);
 }

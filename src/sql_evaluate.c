@@ -170,6 +170,32 @@ hl_evaluate(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);
+
+	/*
+	 * A span model is measured on a labelled relation by hl_evaluate_spans,
+	 * whose arguments are these without k.
+	 * NOTE: span results are returned but not stored in hl_evaluations, and
+	 * span models have no cross-validation yet (hl_check_task_evaluable).
+	 */
+	if (strcmp(def->task, "spans") == 0 && !PG_ARGISNULL(1))
+	{
+		LOCAL_FCINFO(span_fcinfo, 4);
+		Datum		span_result;
+		static const int from_arg[4] = {0, 1, 3, 4};
+
+		if (!PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k applies to cross-validation, not to the evaluation of a relation"),
+					 errhint("Leave k out when passing a relation.")));
+		InitFunctionCallInfoData(*span_fcinfo, fcinfo->flinfo, 4, fcinfo->fncollation,
+								 NULL, NULL);
+		for (int a = 0; a < 4; a++)
+			span_fcinfo->args[a] = fcinfo->args[from_arg[a]];
+		span_result = hl_evaluate_spans(span_fcinfo);
+		PG_RETURN_DATUM(span_result);
+	}
+
 	hl_check_task_evaluable(def);
 	version = hl_catalog_current_version(name, &model_id, &rule);
 

@@ -4,6 +4,7 @@
  */
 #include "compat.h"
 
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -62,11 +63,19 @@ hl_create_model(PG_FUNCTION_ARGS)
 	options = PG_ARGISNULL(8) ? NULL : PG_GETARG_JSONB_P(8);
 
 	hl_check_model_name(def.name);
-	if (strcmp(def.task, "classification") != 0)
+	if (strcmp(def.task, "classification") != 0 && strcmp(def.task, "spans") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown task \"%s\"", def.task),
-				 errhint("Valid tasks are: classification.")));
+				 errhint("Valid tasks are: classification, spans.")));
+
+	/* Span offsets count characters, which the tagger decodes as UTF-8. */
+	if (strcmp(def.task, "spans") == 0 && GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("span models need a database with encoding UTF8, not %s",
+						GetDatabaseEncodingName()),
+				 errhint("Create the model in a database created with ENCODING 'UTF8'.")));
 	hl_options_parse(options, &def);
 	hl_source_prepare(&def);
 

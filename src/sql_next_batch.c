@@ -37,6 +37,7 @@
 #include "acquisition.h"
 #include "catalog.h"
 #include "model_cache.h"
+#include "span_acquisition.h"
 #include "text_source.h"
 
 PG_FUNCTION_INFO_V1(hl_next_batch);
@@ -355,6 +356,20 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 				vec = &counts;
 				candidate.uncertainty = 1.0;
 			}
+			else if (hl_model_is_spans(model))
+			{
+				/* The embedding reads the document features, as before training. */
+				hl_featurize_counts(featurizer, body, len, &counts);
+				hl_tfidf_apply(unit_idf, &counts);
+				vec = &counts;
+				hl_model_tag(model, body, len);
+				candidate.uncertainty = hl_span_acquisition_score(options->strategy, &model->tagged,
+																  VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id),
+																  options, &prediction);
+				candidate.probability = prediction.probability;
+				candidate.entropy = prediction.entropy;
+				candidate.mutual_information = prediction.mutual_information;
+			}
 			else
 			{
 				hl_model_score(model, body, len, &prediction);
@@ -552,14 +567,14 @@ hl_next_batch(PG_FUNCTION_ARGS)
 		options.strategy = HL_STRATEGY_COVERAGE;
 		model = NULL;
 	}
-	else
+	else if (!hl_model_is_spans(model))
 		hl_warn_new_labels(def, model);
 
 	batch_context = AllocSetContextCreate(CurrentMemoryContext, "humanloop next batch",
 										  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(batch_context);
 
-	if (model == NULL)
+	if (model == NULL || hl_model_is_spans(model))
 	{
 		uint32		dim = UINT32_C(1) << def->features.hash_bits;
 
@@ -602,11 +617,15 @@ hl_next_batch(PG_FUNCTION_ARGS)
 
 		values[0] = CStringGetTextDatum(c->id);
 		values[1] = Float8GetDatum(c->score);
-		if (c->label < 0)
+		if (model == NULL)
 			nulls[2] = nulls[3] = nulls[4] = nulls[5] = nulls[6] = true;
 		else
 		{
-			values[2] = CStringGetTextDatum(model->labels[c->label]);
+			/* Sentences of span models have no single label. */
+			if (c->label < 0)
+				nulls[2] = true;
+			else
+				values[2] = CStringGetTextDatum(model->labels[c->label]);
 			values[3] = Float8GetDatum(c->probability);
 			values[4] = Float8GetDatum(c->entropy);
 			values[5] = Float8GetDatum(c->mutual_information);

@@ -35,6 +35,11 @@ hl_score_args(FunctionCallInfo fcinfo, HlPrediction *prediction)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model name must not be null")));
 	model = hl_model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	if (hl_model_is_spans(model))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is a span model", text_to_cstring(PG_GETARG_TEXT_PP(0))),
+				 errhint("Use hl_predict_spans to tag a text with it.")));
 
 	if (!PG_ARGISNULL(1))
 	{

@@ -93,6 +93,14 @@ hl_watch(PG_FUNCTION_ARGS)
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
 
+	/* NOTE: the worker's fast update handles classifiers only. */
+	if (watch && strcmp(def->task, "spans") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot watch span model \"%s\"", name),
+				 errdetail("The background worker updates classification models only."),
+				 errhint("Run SELECT * FROM hl_train('%s'); after labelling instead.", name)));
+
 	if (watch && !hl_worker_enabled)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

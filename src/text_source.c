@@ -177,6 +177,41 @@ hl_primary_key_column(Oid relid)
 	return column;
 }
 
+/*
+ * Raise an error unless the label column of def in relid suits the task: a
+ * span model reads JSON arrays of spans from a jsonb, json or text column.
+ */
+static void
+hl_check_label_column(const HlModelDef *def, Oid relid, const char *model)
+{
+	AttrNumber	attnum;
+	Oid			type;
+	char		category;
+	bool		preferred;
+
+	if (strcmp(def->task, "spans") != 0)
+	{
+		hl_check_column(relid, def->label_column, "label column", false, model);
+		return;
+	}
+
+	attnum = get_attnum(relid, def->label_column);
+	if (attnum == InvalidAttrNumber || attnum < 0)
+	{
+		/* hl_check_column raises the missing-column error. */
+		hl_check_column(relid, def->label_column, "label column", true, model);
+		return;
+	}
+	type = getBaseType(get_atttype(relid, attnum));
+	get_type_category_preferred(type, &category, &preferred);
+	if (type != JSONBOID && type != JSONOID && category != TYPCATEGORY_STRING)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("label column \"%s\" has type %s, but span labels are JSON",
+						def->label_column, format_type_be(type)),
+				 errhint("Use a jsonb column of span arrays such as '[{\"start\": 0, \"end\": 4, \"label\": \"artist\"}]'.")));
+}
+
 /* Check relations and columns; model is NULL while a definition is created. */
 static void
 hl_source_validate(const HlModelDef *def, const char *model)
@@ -193,12 +228,12 @@ hl_source_validate(const HlModelDef *def, const char *model)
 
 	if (!OidIsValid(def->labels_relation))
 	{
-		hl_check_column(def->relation, def->label_column, "label column", false, model);
+		hl_check_label_column(def, def->relation, model);
 		return;
 	}
 
 	hl_check_relation(def->labels_relation, "labels relation", model);
-	hl_check_column(def->labels_relation, def->label_column, "label column", false, model);
+	hl_check_label_column(def, def->labels_relation, model);
 	labels_id_type = hl_check_column(def->labels_relation, def->labels_id_column,
 									 "labels id column", false, model);
 	get_type_category_preferred(id_type, &id_category, &preferred);

@@ -176,6 +176,79 @@ hl_tokenize(const char *text, size_t len, HlToken *tokens, uint32_t max_tokens)
 	return n_tokens;
 }
 
+/* Return whether code point cp (valid, any value) is white space. */
+static inline bool
+is_space_char(uint32_t cp)
+{
+	if (cp < 0x80)
+		return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
+	return cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+		(cp >= 0x2000 && cp <= 0x200B) || cp == 0x2028 || cp == 0x2029 ||
+		cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+}
+
+/* Split text into words and single punctuation characters; see tokenize.h. */
+uint32_t
+hl_tokenize_with_punctuation(const char *text, size_t len, HlToken *tokens,
+							 uint32_t max_tokens)
+{
+	const unsigned char *s = (const unsigned char *) text;
+	size_t		pos = 0;
+	uint32_t	chars = 0;
+	uint32_t	n_tokens = 0;
+	bool		in_word = false;
+	HlToken		current = {0, 0, 0, 0};
+
+	while (pos < len)
+	{
+		uint32_t	cp = 0;
+		uint32_t	n = decode_utf8(s + pos, len - pos, &cp);
+		bool		valid = n > 0;
+		bool		word = valid && is_word_char(cp);
+
+		if (!valid)
+			n = 1;
+
+		/* A word ends at the first character that is not part of it. */
+		if (!word && in_word)
+		{
+			current.byte_end = (uint32_t) pos;
+			current.char_end = chars;
+			if (n_tokens < max_tokens)
+				tokens[n_tokens] = current;
+			n_tokens++;
+			in_word = false;
+		}
+
+		if (word && !in_word)
+		{
+			current.byte_start = (uint32_t) pos;
+			current.char_start = chars;
+			in_word = true;
+		}
+		else if (!word && valid && !is_space_char(cp))
+		{
+			HlToken		single = {(uint32_t) pos, (uint32_t) (pos + n), chars, chars + 1};
+
+			if (n_tokens < max_tokens)
+				tokens[n_tokens] = single;
+			n_tokens++;
+		}
+		pos += n;
+		chars++;
+	}
+
+	if (in_word)
+	{
+		current.byte_end = (uint32_t) pos;
+		current.char_end = chars;
+		if (n_tokens < max_tokens)
+			tokens[n_tokens] = current;
+		n_tokens++;
+	}
+	return n_tokens;
+}
+
 /*
  * Return the lower-case form of code point cp for the scripts in tokenize.h.
  * Every mapping keeps the UTF-8 length or shortens it (U+0130 becomes 'i').

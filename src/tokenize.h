@@ -27,6 +27,16 @@ extern uint32_t hl_tokenize(const char *text, size_t len, HlToken *tokens,
 							uint32_t max_tokens);
 
 /*
+ * Split text into tokens for span tagging: runs of word characters as in
+ * hl_tokenize, and every other character that is not white space (an
+ * invalid byte counts as white space) as a token of its own, so that a span
+ * ending in punctuation still ends on a token boundary.  Writes at most
+ * max_tokens tokens and returns how many the text has.
+ */
+extern uint32_t hl_tokenize_with_punctuation(const char *text, size_t len,
+											 HlToken *tokens, uint32_t max_tokens);
+
+/*
  * Lower-case UTF-8 text into out (at least len bytes; lower-casing never
  * grows the text for the scripts handled).  Handles ASCII, Latin-1,
  * Latin Extended-A, Greek and Cyrillic; other code points are copied as

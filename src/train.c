@@ -483,6 +483,12 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	double		seconds;
 	int32		version;
 
+	if (strcmp(def->task, "spans") == 0)
+	{
+		hl_train_spans(def, result);
+		return;
+	}
+
 	INSTR_TIME_SET_CURRENT(start);
 	train_context = AllocSetContextCreate(caller_context, "humanloop train",
 										  ALLOCSET_DEFAULT_SIZES);

@@ -48,4 +48,11 @@ extern void hl_training_fit_options(const HlModelDef *def, HlFitOptions *options
  */
 extern void hl_train_model(const HlModelDef *def, HlTrainResult *result);
 
+/*
+ * Fit the token tagger of span model def to all its labelled rows and
+ * store it as a new current version; hl_train_model calls it for span
+ * models.
+ */
+extern void hl_train_spans(const HlModelDef *def, HlTrainResult *result);
+
 #endif							/* HL_TRAIN_H */

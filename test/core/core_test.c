@@ -16,6 +16,8 @@
 #include "hl_alloc.h"
 #include "metrics.h"
 #include "model_classifier.h"
+#include "model_tagger.h"
+#include "span_features.h"
 #include "tokenize.h"
 
 static int	n_passed = 0;
@@ -799,6 +801,231 @@ test_wilson_interval(void)
 	CHECK(low == 0.0 && high == 1.0);
 }
 
+static void
+test_tokenize_punctuation_offsets(void)
+{
+	/* "Björk, on last.fm!": ö is two bytes, so byte and character offsets part. */
+	const char *text = "Bj\xc3\xb6rk, on last.fm!";
+	HlToken		tok[16];
+	uint32_t	n = hl_tokenize_with_punctuation(text, strlen(text), tok, 16);
+
+	CHECK(n == 7);
+	CHECK(tok[0].char_start == 0);
+	CHECK(tok[0].char_end == 5);
+	CHECK(tok[0].byte_end == 6);
+	CHECK(tok[1].char_start == 5);
+	CHECK(tok[1].char_end == 6);
+	CHECK(tok[2].char_start == 7);
+	CHECK(tok[3].char_start == 10);
+	CHECK(tok[3].char_end == 14);
+	CHECK(tok[4].char_start == 14);
+	CHECK(tok[4].char_end == 15);
+	CHECK(tok[5].char_end == 17);
+	CHECK(tok[6].char_start == 17);
+	CHECK(tok[6].byte_start == 18);
+}
+
+static void
+test_tokenize_punctuation_spaces(void)
+{
+	/* A no-break space (U+00A0) separates; an invalid byte is dropped. */
+	const char *text = "a\xc2\xa0" "b \xff c";
+	HlToken		tok[8];
+	uint32_t	n = hl_tokenize_with_punctuation(text, strlen(text), tok, 8);
+
+	CHECK(n == 3);
+	CHECK(tok[1].char_start == 2);
+	CHECK(tok[2].char_start == 6);
+	CHECK(hl_tokenize_with_punctuation("", 0, tok, 8) == 0);
+	CHECK(hl_tokenize_with_punctuation(" \t\n", 3, tok, 8) == 0);
+}
+
+static void
+test_span_features_rows(void)
+{
+	const char *text = "play Daft Punk";
+	HlSentenceFeatures f;
+	HlSparseVec row;
+	int			normalised = 1;
+	int			increasing = 1;
+
+	hl_sentence_features_init(&f);
+	hl_span_featurize(text, strlen(text), 12, &f);
+	CHECK(f.n_tokens == 3);
+	for (uint32_t t = 0; t < f.n_tokens; t++)
+	{
+		double		norm = 0.0;
+
+		hl_sentence_row(&f, t, &row);
+		for (uint32_t e = 0; e < row.nnz; e++)
+		{
+			norm += (double) row.value[e] * row.value[e];
+			if (e > 0 && row.index[e] <= row.index[e - 1])
+				increasing = 0;
+		}
+		if (fabs(norm - 1.0) > 1e-5)
+			normalised = 0;
+	}
+	CHECK(normalised);
+	CHECK(increasing);
+	hl_sentence_features_free(&f);
+}
+
+static void
+test_tags_from_spans(void)
+{
+	const char *text = "play daft punk on spotify";
+	HlToken		tok[8];
+	uint32_t	n = hl_tokenize_with_punctuation(text, strlen(text), tok, 8);
+	HlCharSpan	spans[3] = {{5, 14, 0}, {18, 25, 1}, {20, 22, 2}};
+	int32_t		tags[8];
+
+	/* The third span lies inside the second's token, which keeps it. */
+	CHECK(hl_tags_from_spans(tok, n, spans, 3, tags) == 1);
+	CHECK(tags[0] == HL_TAG_OUTSIDE);
+	CHECK(tags[1] == hl_tag_begin(0));
+	CHECK(tags[2] == hl_tag_inside(0));
+	CHECK(tags[3] == HL_TAG_OUTSIDE);
+	CHECK(tags[4] == hl_tag_begin(1));
+}
+
+static void
+test_bio_decode_constraints(void)
+{
+	/* Two labels: tags O, B-0, I-0, B-1, I-1. */
+	enum
+	{
+		T = 3, K = 5
+	};
+	float		p[T][K] = {
+		{0.05f, 0.05f, 0.80f, 0.05f, 0.05f},	/* I-0 most likely, but first */
+		{0.10f, 0.05f, 0.05f, 0.05f, 0.75f},	/* I-1 after a 0 span */
+		{0.70f, 0.10f, 0.10f, 0.05f, 0.05f},
+	};
+	float		logp[T * K];
+	float		score[T * K];
+	int32_t		back[T * K];
+	int32_t		tags[T];
+	HlTagSpan	spans[T];
+	uint32_t	n_spans;
+
+	for (int t = 0; t < T; t++)
+		for (int c = 0; c < K; c++)
+			logp[t * K + c] = logf(p[t][c]);
+	hl_bio_decode(logp, T, K, K, score, back, tags);
+
+	/* No sequence starts with an I tag, and every I follows its B or I. */
+	CHECK(tags[0] != hl_tag_inside(0));
+	CHECK(tags[0] != hl_tag_inside(1));
+	for (int t = 1; t < T; t++)
+	{
+		int32_t		tag = tags[t];
+
+		if (tag != HL_TAG_OUTSIDE && tag % 2 == 0)
+			CHECK(tags[t - 1] == tag || tags[t - 1] == tag - 1);
+	}
+	CHECK(tags[2] == HL_TAG_OUTSIDE);
+
+	/* Without constraints the same input would start with I-0. */
+	CHECK(p[0][2] > p[0][0]);
+
+	/* A path through B-1 then I-1 beats the forbidden I-0 start. */
+	p[0][3] = 0.30f;
+	for (int c = 0; c < K; c++)
+		logp[c] = logf(p[0][c]);
+	hl_bio_decode(logp, T, K, K, score, back, tags);
+	CHECK(tags[0] == hl_tag_begin(1));
+	CHECK(tags[1] == hl_tag_inside(1));
+	n_spans = hl_spans_from_tags(tags, T, spans);
+	CHECK(n_spans == 1);
+	CHECK(spans[0].first_token == 0);
+	CHECK(spans[0].end_token == 2);
+	CHECK(spans[0].label == 1);
+
+	/* Tags at or above n_tags (a phantom class) are never chosen. */
+	hl_bio_decode(logp, T, K, 1, score, back, tags);
+	CHECK(tags[0] == HL_TAG_OUTSIDE);
+	CHECK(tags[1] == HL_TAG_OUTSIDE);
+}
+
+static void
+test_tagger_learns_spans(void)
+{
+	static const char *const names[4] = {"adele", "queen", "abba", "bjork"};
+	static const char *const places[3] = {"spotify", "deezer", "youtube"};
+	enum
+	{
+		N = 48
+	};
+	char		texts[N][64];
+	HlSentenceFeatures f;
+	uint64_t	row_start[N * 8 + 1];
+	uint32_t	index[N * 8 * 24];
+	float		value[N * 8 * 24];
+	int32_t		label[N * 8];
+	uint32_t	group[N * 8];
+	uint32_t	rows = 0;
+	HlDataset	data;
+	HlClassifier model;
+	HlFitReport report;
+	HlTaggerOutput out;
+	char		err[128];
+	const char *probe = "play abba on youtube";
+
+	hl_sentence_features_init(&f);
+	row_start[0] = 0;
+	for (int i = 0; i < N; i++)
+	{
+		const char *name = names[i % 4];
+		const char *place = places[i % 3];
+		HlCharSpan	spans[2];
+		int32_t		tags[8];
+
+		snprintf(texts[i], sizeof(texts[i]), "play %s on %s", name, place);
+		spans[0] = (HlCharSpan) {5, 5 + (uint32_t) strlen(name), 0};
+		spans[1] = (HlCharSpan) {9 + (uint32_t) strlen(name),
+			9 + (uint32_t) (strlen(name) + strlen(place)), 1};
+		hl_span_featurize(texts[i], strlen(texts[i]), 12, &f);
+		hl_tags_from_spans(f.tokens, f.n_tokens, spans, 2, tags);
+		for (uint32_t t = 0; t < f.n_tokens; t++)
+		{
+			uint64_t	a = f.row_start[t];
+			uint64_t	b = f.row_start[t + 1];
+
+			memcpy(index + row_start[rows], f.index + a, sizeof(uint32_t) * (b - a));
+			memcpy(value + row_start[rows], f.value + a, sizeof(float) * (b - a));
+			label[rows] = tags[t];
+			group[rows] = (uint32_t) i;
+			row_start[rows + 1] = row_start[rows] + (b - a);
+			rows++;
+		}
+	}
+	data = (HlDataset) {rows, 1u << 12, 5, row_start, index, value, label, NULL, group};
+	hl_classifier_alloc(&model, data.dim, data.n_classes);
+	CHECK(hl_classifier_fit(&data, NULL, &model, &report, err, sizeof(err)) == 0);
+	hl_classifier_cache_variance(&model);
+
+	hl_tagger_output_init(&out);
+	hl_span_featurize(probe, strlen(probe), 12, &f);
+	hl_tagger_predict(&model, 2, &f, &out);
+	CHECK(out.n_spans == 2);
+	if (out.n_spans == 2)
+	{
+		CHECK(f.tokens[out.spans[0].first_token].char_start == 5);
+		CHECK(f.tokens[out.spans[0].end_token - 1].char_end == 9);
+		CHECK(out.spans[0].label == 0);
+		CHECK(out.spans[1].label == 1);
+		CHECK(out.spans[0].probability > 0.5f && out.spans[0].probability <= 1.0f);
+		CHECK(out.spans[0].mutual_information >= 0.0f);
+	}
+	for (uint32_t t = 0; t < out.n_tokens; t++)
+		CHECK(out.mutual_information[t] <= out.entropy[t] + 1e-6f);
+
+	hl_tagger_output_free(&out);
+	hl_sentence_features_free(&f);
+	hl_classifier_free(&model);
+}
+
 int
 main(void)
 {
@@ -808,6 +1035,12 @@ main(void)
 	test_tokenize_separators();
 	test_tokenize_invalid_bytes();
 	test_tokenize_max_tokens();
+	test_tokenize_punctuation_offsets();
+	test_tokenize_punctuation_spaces();
+	test_span_features_rows();
+	test_tags_from_spans();
+	test_bio_decode_constraints();
+	test_tagger_learns_spans();
 	test_lower_scripts();
 	test_features_deterministic();
 	test_features_empty_text();

@@ -1,0 +1,208 @@
+-- Span models: labels are JSON arrays of character-offset spans.
+
+SET humanloop.reservation_timeout = 0;
+
+-- Utterances built from templates, with the artist and service spans
+-- computed in characters, so multibyte names check the offsets.
+CREATE TABLE utterances (
+	id integer PRIMARY KEY,
+	text text NOT NULL,
+	spans jsonb
+);
+
+CREATE FUNCTION span_of(utterance text, part text, label text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('start', position(part IN utterance) - 1,
+							  'end', position(part IN utterance) - 1 + char_length(part),
+							  'label', label)
+$$;
+
+INSERT INTO utterances (id, text, spans)
+SELECT row_number() OVER (ORDER BY t.n, a.n, s.n),
+	   format(t.pattern, a.name, s.name),
+	   jsonb_build_array(span_of(format(t.pattern, a.name, s.name), a.name, 'artist'),
+						 span_of(format(t.pattern, a.name, s.name), s.name, 'service'))
+FROM (VALUES (1, 'play %s on %s'), (2, 'i want to hear %s on %s now'),
+			 (3, 'put %s on %s please')) AS t (n, pattern),
+	 (VALUES (1, 'daft punk'), (2, 'beyoncé'), (3, 'sigur rós'), (4, 'мумий тролль'),
+			 (5, 'björk'), (6, 'queen'), (7, 'adele'), (8, 'the beatles')) AS a (n, name),
+	 (VALUES (1, 'spotify'), (2, 'deezer'), (3, 'youtube'), (4, 'last.fm')) AS s (n, name);
+
+-- Labelled rows without spans: an empty array.
+INSERT INTO utterances (id, text, spans)
+SELECT 100 + n, format('what is the weather like %s', d), '[]'
+FROM (VALUES (1, 'today'), (2, 'tomorrow'), (3, 'in paris'), (4, 'this weekend'),
+			 (5, 'right now'), (6, 'tonight')) AS w (n, d);
+
+-- Unlabelled rows for hl_next_batch.
+INSERT INTO utterances (id, text, spans) VALUES
+	(201, 'play björk on deezer', NULL),
+	(202, 'play some jazz from the seventies', NULL),
+	(203, 'put queen on youtube please', NULL),
+	(204, 'what is the weather like in oslo', NULL);
+
+SELECT text, spans, octet_length(text) AS bytes FROM utterances WHERE id IN (4, 13, 104) ORDER BY id;
+
+SELECT hl_create_model('slots', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans') > 0 AS created;
+SELECT task FROM hl_models WHERE name = 'slots';
+
+-- Training: one version, the span labels as classes.
+SELECT version, labelled_rows, classes FROM hl_train('slots');
+SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens,
+	   (metrics->>'train_token_accuracy')::float8 > 0.9 AS fits
+FROM hl_models WHERE name = 'slots';
+
+-- Prediction: character offsets, the text they cover, and uncertainty.
+SELECT start, "end", label, text, probability > 0.5 AS likely,
+	   mutual_information >= 0 AS has_mutual_information
+FROM hl_predict_spans('slots', 'play beyoncé on spotify');
+SELECT start, "end", label, text
+FROM hl_predict_spans('slots', 'i want to hear мумий тролль on last.fm now');
+
+-- The text column always equals the characters start .. end - 1.
+SELECT bool_and(p.text = substr(u.text, p.start + 1, p."end" - p.start)) AS offsets_match,
+	   count(*) > 0 AS found
+FROM utterances u, hl_predict_spans('slots', u.text) p;
+
+-- No text, no spans.
+SELECT count(*) FROM hl_predict_spans('slots', '');
+SELECT count(*) FROM hl_predict_spans('slots', NULL);
+SELECT count(*) FROM hl_predict_spans('slots', ' 	 ');
+
+-- Evaluation: exact-match span F1 on a labelled relation.
+SELECT (e->>'f1')::float8 > 0.9 AS good_f1, e->>'rows' AS rows, e->>'support' AS gold_spans,
+	   (e->'labels'->'artist'->>'support') AS artist_spans,
+	   (e->'labels'->'service'->>'recall')::float8 > 0.9 AS service_found
+FROM hl_evaluate_spans('slots', 'utterances') AS e;
+
+-- Evaluation on another relation and columns; a label the model never saw
+-- counts as missed.
+CREATE TABLE gold (body text, truth jsonb);
+INSERT INTO gold VALUES
+	('play adele on spotify', '[{"start": 5, "end": 10, "label": "artist"}, {"start": 14, "end": 21, "label": "service"}]'),
+	('play adele on spotify', '[{"start": 5, "end": 10, "label": "singer"}]'),
+	('nothing here', '[]'),
+	('unlabelled', NULL);
+SELECT e->>'rows' AS rows, e->>'support' AS gold_spans, e->>'predicted' AS predicted,
+	   e->'labels'->'singer' AS singer
+FROM hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth') AS e;
+
+-- hl_evaluate measures a span model on a relation the same way; it has no
+-- cross-validation of span models, and k belongs to cross-validation.
+SELECT hl_evaluate('slots', 'gold', text_column => 'body', label_column => 'truth') =
+	   hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth') AS same_result;
+SELECT hl_evaluate('slots');
+SELECT hl_evaluate('slots', 'gold', k => 3, text_column => 'body', label_column => 'truth');
+
+-- Choosing sentences: unlabelled rows only, scored, without a single label.
+SELECT count(*) AS rows, bool_and(label IS NULL) AS no_label,
+	   bool_and(uncertainty >= 0) AS scored, bool_and(entropy >= mutual_information) AS bounded,
+	   bool_and(probability BETWEEN 0 AND 1) AS has_probability
+FROM hl_next_batch('slots', 3, 'bald');
+SELECT bool_and(id::int > 200) AS unlabelled FROM hl_next_batch('slots', 4);
+SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"diversity": 0.5, "cost": 1}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'least_confidence');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'entropy');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
+
+-- Reservations work as for classification.
+SET humanloop.reservation_timeout = 600;
+SELECT count(*) FROM hl_next_batch('slots', 3);
+SELECT count(*) FROM hl_next_batch('slots', 3);
+DELETE FROM humanloop.reservations;
+SET humanloop.reservation_timeout = 0;
+
+-- A new label is accepted and learned.
+UPDATE utterances SET spans = '[{"start": 10, "end": 14, "label": "genre"}]' WHERE id = 202;
+SELECT version, classes FROM hl_train('slots');
+SELECT labels FROM hl_models WHERE name = 'slots';
+UPDATE utterances SET spans = NULL WHERE id = 202;
+
+-- Classification functions reject span models, and the reverse.
+SELECT hl_predict('slots', 'play queen');
+SELECT hl_classify('slots', 'play queen');
+SELECT * FROM hl_predict_spans('tickets', 'play queen');
+SELECT hl_evaluate_spans('tickets', 'utterances');
+SELECT hl_watch('slots');
+
+-- Bad span labels: each error names the row and the span.
+BEGIN;
+UPDATE utterances SET spans = '{"start": 0}' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[1]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"end": 4, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": "5", "end": 9, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5.5, "end": 9, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": -1, "end": 9, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+-- Row 13 is "play мумий тролль on spotify", 28 characters but 39 bytes.
+UPDATE utterances SET spans = '[{"start": 21, "end": 29, "label": "service"}]' WHERE id = 13;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 21, "end": 28, "label": "service"}]' WHERE id = 13;
+SELECT version > 0 AS trained FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 9, "end": 5, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 5, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 9, "label": ""}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 9, "label": 7}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 14, "label": "artist"}, {"start": 10, "end": 14, "label": "band"}]'
+WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+
+-- Overlapping spans are accepted by a model created to allow them.
+SELECT hl_create_model('slots_overlap', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans', options => '{"allow_overlap": true, "hash_bits": 12}') > 0 AS created;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 14, "label": "artist"}, {"start": 10, "end": 14, "label": "band"}]'
+WHERE id = 1;
+SELECT version, classes FROM hl_train('slots_overlap');
+ROLLBACK;
+
+-- Bad definitions.
+SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'ner');
+SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'id',
+					   task => 'spans');
+SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans', options => '{"allow_overlap": 1}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category',
+					   options => '{"allow_overlap": true}');
+
+SELECT hl_drop_model('slots_overlap');
+SELECT hl_drop_model('slots');
+DROP TABLE gold;
+DROP TABLE utterances;
+DROP FUNCTION span_of(text, text, text);

@@ -1,0 +1,66 @@
+/*
+ * span_acquisition.c
+ *		Acquisition scores of sentences for span models: the token
+ *		uncertainties of the tagger reduced to one number per sentence.
+ *
+ * Per strategy, over the tokens t of a sentence:
+ *	bald			  sum of the token mutual information MI_t
+ *	entropy			  sum of the token predictive entropy H_t
+ *	margin, hybrid	  sum of 1 - (p_top1 - p_top2) per token
+ *	least_confidence  1 - prod_t p_t(decoded tag), one minus the
+ *					  probability of the decoded tag sequence under
+ *					  independent tokens
+ *	random			  as for classification
+ * Sums rather than means: a sentence with more uncertain tokens teaches
+ * more, and the "cost" option divides by the reading effort when longer
+ * sentences should pay for their length.
+ */
+#include "compat.h"
+
+#include <math.h>
+
+#include "span_acquisition.h"
+
+double
+hl_span_acquisition_score(HlStrategy strategy, const HlTaggerOutput *tagged,
+						  const char *id, size_t id_len,
+						  const HlBatchOptions *options, HlPrediction *summary)
+{
+	double		entropy = 0.0;
+	double		mutual_information = 0.0;
+	double		margin = 0.0;
+	double		log_confidence = 0.0;
+
+	for (uint32 t = 0; t < tagged->n_tokens; t++)
+	{
+		const float *p = tagged->proba + (size_t) t * tagged->n_classes;
+
+		entropy += tagged->entropy[t];
+		mutual_information += tagged->mutual_information[t];
+		margin += 1.0 - tagged->margin[t];
+		log_confidence += log(Max(p[tagged->tags[t]], 1e-30f));
+	}
+
+	summary->label = -1;
+	summary->probability = (float) exp(log_confidence);
+	summary->entropy = (float) entropy;
+	summary->mutual_information = (float) mutual_information;
+
+	switch (strategy)
+	{
+		case HL_STRATEGY_BALD:
+			return mutual_information;
+		case HL_STRATEGY_ENTROPY:
+			return entropy;
+		case HL_STRATEGY_LEAST_CONFIDENCE:
+			return 1.0 - exp(log_confidence);
+		case HL_STRATEGY_MARGIN:
+		case HL_STRATEGY_HYBRID:
+			return margin;
+		case HL_STRATEGY_RANDOM:
+		case HL_STRATEGY_COVERAGE:
+			return hl_id_uniform(id, id_len, options->seed);
+	}
+	elog(ERROR, "unknown strategy %d", (int) strategy);
+	return 0.0;
+}
