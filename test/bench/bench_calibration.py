@@ -164,6 +164,7 @@ def plot_reliability(curves, path):
     ax.legend(loc="upper left")
     ax.set_title("banking77 test split, 15 bins")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
