@@ -122,6 +122,12 @@ SELECT (e->>'rows')::int AS rows, (e->>'folds')::int AS folds,
 	   (e->>'accuracy_high')::float - (e->>'accuracy_low')::float > 0.3 AS wide_interval
 FROM hl_evaluate('tiny', k => 2) e;
 SELECT (e->>'rows')::int AS rows FROM hl_evaluate('tiny', k => 6) e;
+-- Without k there are five folds, or one per labelled item when fewer.
+SELECT (e->>'folds')::int AS folds FROM hl_evaluate('tiny') e;
+UPDATE tiny SET intent = NULL WHERE id IN (3, 5, 6);
+SELECT (e->>'folds')::int AS folds FROM hl_evaluate('tiny') e;
+UPDATE tiny SET intent = 'card' WHERE id = 3;
+UPDATE tiny SET intent = 'transfer' WHERE id IN (5, 6);
 SELECT folds, coverage_high - coverage_low > 0.3 AS wide_interval
 FROM hl_set_abstention('tiny', target_accuracy => 0.9, k => 3);
 
@@ -147,6 +153,8 @@ SELECT hl_evaluate('eval', 'eval_holdout', text_column => 'text');
 CREATE TABLE no_label (body text);
 SELECT hl_evaluate('eval', 'no_label');
 SELECT hl_evaluate('eval', text_column => 'body');
+SELECT hl_evaluate('eval', 'eval_holdout', k => 3);
+SELECT hl_evaluate('eval', 'eval_items', text_column => 'id');
 SELECT hl_evaluate(NULL);
 SELECT hl_evaluate('missing');
 SELECT hl_create_model('bad_target', 'eval_items', text_column => 'body', label_column => 'intent',

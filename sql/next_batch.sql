@@ -85,6 +85,17 @@ UPDATE tickets SET category = 'fees' WHERE id = 36;
 SELECT count(*) FROM hl_next_batch('tickets', 3);
 UPDATE tickets SET category = NULL WHERE id = 36;
 
+-- A text without any feature is offered last, since there is nothing to read.
+INSERT INTO tickets (id, body, category) VALUES (1000, '', NULL), (1001, NULL, NULL);
+SELECT count(*) FILTER (WHERE id IN ('1000', '1001')) AS blank_in_top_five
+FROM hl_next_batch('tickets', 5, options => '{"reserve": false}');
+WITH batch AS (
+	SELECT id, row_number() OVER () AS position
+	FROM hl_next_batch('tickets', 100, options => '{"reserve": false}'))
+SELECT array_agg(id ORDER BY id) AS last_two
+FROM batch WHERE position > (SELECT count(*) FROM batch) - 2;
+DELETE FROM tickets WHERE id IN (1000, 1001);
+
 -- Reservations: consecutive calls return disjoint batches.
 SET humanloop.reservation_timeout = '10min';
 SELECT count(*) FROM (SELECT id FROM hl_next_batch('tickets', 5)) a

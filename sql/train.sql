@@ -48,6 +48,32 @@ SELECT version, current FROM hl_model_versions WHERE name = 'tickets' ORDER BY v
 -- Training after a rollback stores the next number.
 SELECT version FROM hl_train('tickets');
 
+-- A version read inside a transaction that rolls back is not served again
+-- when a later training reuses its number in the same session.
+BEGIN;
+UPDATE tickets SET category = 'zebra' WHERE id = 1;
+SELECT version AS zebra_version FROM hl_train('tickets');
+SELECT count(*) FILTER (WHERE label = 'zebra') AS zebra_classes
+FROM hl_predict_proba('tickets', 'my card has not arrived');
+ROLLBACK;
+BEGIN;
+SELECT version AS reused_number FROM hl_train('tickets');
+SELECT count(*) FILTER (WHERE label = 'zebra') AS zebra_classes
+FROM hl_predict_proba('tickets', 'my card has not arrived');
+ROLLBACK;
+-- The same after a rollback to a savepoint.
+BEGIN;
+SAVEPOINT before_zebra;
+UPDATE tickets SET category = 'zebra' WHERE id = 1;
+SELECT version AS zebra_version FROM hl_train('tickets');
+SELECT count(*) FILTER (WHERE label = 'zebra') AS zebra_classes
+FROM hl_predict_proba('tickets', 'my card has not arrived');
+ROLLBACK TO SAVEPOINT before_zebra;
+SELECT version AS reused_number FROM hl_train('tickets');
+SELECT count(*) FILTER (WHERE label = 'zebra') AS zebra_classes
+FROM hl_predict_proba('tickets', 'my card has not arrived');
+ROLLBACK;
+
 -- humanloop.keep_versions prunes the oldest versions.
 SET humanloop.keep_versions = 2;
 SELECT version FROM hl_train('tickets');

@@ -14,9 +14,15 @@
  * The background worker builds each new version from a copy of the current
  * one (the pending model), and installs the copy under its new version only
  * after the transaction that stored it has committed.
+ *
+ * A version number is not unique over time: hl_train in a transaction that
+ * rolls back frees its number, and the next training reuses it.  So slots
+ * loaded during a transaction are evicted when it (or any subtransaction)
+ * aborts, since they may hold a version that no longer exists.
  */
 #include "compat.h"
 
+#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -31,6 +37,7 @@ typedef struct HlCacheSlot
 	int32		model_id;		/* 0: empty slot */
 	int32		version;
 	uint64		last_used;
+	bool		loaded_in_xact; /* loaded since the last commit or abort */
 	MemoryContext context;
 	HlModel    *model;
 } HlCacheSlot;
@@ -48,6 +55,8 @@ static MemoryContext hl_cache_context = NULL;
 static HlModel *hl_pending_model = NULL;
 static HlCacheSlot hl_cache[HL_CACHE_SLOTS];
 static uint64 hl_cache_clock = 0;
+
+static bool hl_cache_callbacks_registered = false;
 
 static HlModel *hl_cache_get(const char *name, int32 model_id, int32 version);
 
@@ -164,6 +173,56 @@ hl_model_load_or_free(const char *name, int32 model_id, int32 version,
 	return model;
 }
 
+/* Evict the slots loaded in the current transaction. */
+static void
+hl_cache_evict_loaded_in_xact(void)
+{
+	for (int i = 0; i < HL_CACHE_SLOTS; i++)
+	{
+		HlCacheSlot *slot = &hl_cache[i];
+
+		if (slot->model_id != 0 && slot->loaded_in_xact)
+		{
+			MemoryContextDelete(slot->context);
+			memset(slot, 0, sizeof(HlCacheSlot));
+		}
+	}
+}
+
+/* At commit the slots loaded so far hold committed versions; keep them. */
+static void
+hl_cache_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			for (int i = 0; i < HL_CACHE_SLOTS; i++)
+				hl_cache[i].loaded_in_xact = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			hl_cache_evict_loaded_in_xact();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A subtransaction abort may remove a version loaded in it.  Slots loaded
+ * earlier in the transaction go too, because which subtransaction loaded
+ * them is not recorded; they reload on the next use.
+ */
+static void
+hl_cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		hl_cache_evict_loaded_in_xact();
+}
+
 /* Return the cache context, creating it on first use. */
 static MemoryContext
 hl_cache_memory(void)
@@ -172,6 +231,12 @@ hl_cache_memory(void)
 		hl_cache_context = AllocSetContextCreate(TopMemoryContext,
 												 "humanloop model cache",
 												 ALLOCSET_DEFAULT_SIZES);
+	if (!hl_cache_callbacks_registered)
+	{
+		RegisterXactCallback(hl_cache_xact_callback, NULL);
+		RegisterSubXactCallback(hl_cache_subxact_callback, NULL);
+		hl_cache_callbacks_registered = true;
+	}
 	return hl_cache_context;
 }
 
@@ -203,6 +268,7 @@ hl_cache_install(HlModel *model, MemoryContext context)
 	victim->model_id = model->model_id;
 	victim->version = model->version;
 	victim->last_used = ++hl_cache_clock;
+	victim->loaded_in_xact = IsTransactionState();
 }
 
 /* Return the cached model for (model_id, version), loading it if needed. */

@@ -46,16 +46,37 @@ hl_json_add(StringInfo json, const char *key, double value)
 		appendStringInfo(json, "%.6g", value);
 }
 
-/* Raise an error unless column exists in relation; option names the parameter. */
+/*
+ * Raise an error unless column exists in relation; option names the
+ * parameter.  With strings_only the column must be of a string type, as a
+ * model's text column must.
+ */
 static void
-hl_check_column(Oid relation, const char *column, const char *option)
+hl_check_column(Oid relation, const char *column, const char *option,
+				bool strings_only)
 {
-	if (get_attnum(relation, column) == InvalidAttrNumber)
+	AttrNumber	attnum = get_attnum(relation, column);
+	char		category;
+	bool		preferred;
+	Oid			type;
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" does not exist in relation \"%s\"",
 						column, get_rel_name(relation)),
 				 errhint("Name the column with %s => '...'.", option)));
+	if (!strings_only)
+		return;
+
+	type = getBaseType(get_atttype(relation, attnum));
+	get_type_category_preferred(type, &category, &preferred);
+	if (category != TYPCATEGORY_STRING)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s \"%s\" has type %s, which is not a string type",
+						option, column, format_type_be(type)),
+				 errhint("Use a column of type text, varchar or char, or a view that casts the column to text.")));
 }
 
 /*
@@ -225,12 +246,18 @@ hl_evaluate(PG_FUNCTION_ARGS)
 
 		hl_source_check(def);
 		hl_training_load(def, &training);
+
+		/* The default shrinks to the item count, so a few labels still work. */
+		if (PG_ARGISNULL(2) && training.n_items >= 2 && (uint32) k > training.n_items)
+			k = (int) training.n_items;
 		if ((uint32) k > training.n_items)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("number of folds %d is more than the %u labelled rows of model \"%s\"",
 							k, training.n_items, name),
-					 errhint("Use k => %u or fewer, or label more rows.", Max(training.n_items, 2))));
+					 training.n_items >= 2 ?
+					 errhint("Use k => %u or fewer, or label more rows.", training.n_items) :
+					 errhint("Label at least two rows first.")));
 
 		hl_cross_validate(def, &training, k, &oof);
 
@@ -259,8 +286,13 @@ hl_evaluate(PG_FUNCTION_ARGS)
 					 errmsg("relation with OID %u does not exist", relation)));
 		relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)),
 											 get_rel_name(relation));
-		hl_check_column(relation, text_column, "text_column");
-		hl_check_column(relation, label_column, "label_column");
+		if (!PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k applies to cross-validation, not to the evaluation of a relation"),
+					 errhint("Leave k out when passing a relation.")));
+		hl_check_column(relation, text_column, "text_column", true);
+		hl_check_column(relation, label_column, "label_column", false);
 
 		model = hl_model_current(name, &model_id);
 		if (model == NULL)

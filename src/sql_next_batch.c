@@ -392,6 +392,14 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 			else
 				candidate.key = candidate.uncertainty / pow(candidate.cost, options->cost);
 
+			/*
+			 * A text without a single feature (NULL, empty, white space) is
+			 * as uncertain as a row can be, yet gives a person nothing to
+			 * read, so it goes last.
+			 */
+			if (model != NULL && vec->nnz == 0)
+				candidate.key = 0.0;
+
 			hl_heap_offer(scan, &candidate, VARDATA_ANY(id), VARSIZE_ANY_EXHDR(id));
 			MemoryContextSwitchTo(spi_context);
 		}

@@ -244,16 +244,18 @@ hl_status(PG_FUNCTION_ARGS)
 	}
 
 	/* The recommendation. */
-	if ((double) labelled < (double) HL_STOP_MIN_LABELS_PER_CLASS * Max(classes, 2))
-	{
-		recommendation = "keep labelling";
-		reason = psprintf("%d labelled rows for %u classes; stopping is considered from %d per class",
-						  labelled, classes, HL_STOP_MIN_LABELS_PER_CLASS);
-	}
-	else if (sample.n == 0)
+	if (sample.n == 0)
 	{
 		recommendation = "stop";
-		reason = pstrdup("every row is labelled");
+		reason = pstrdup("every row is labelled, so there is nothing left to label");
+	}
+	else if ((double) labelled < (double) HL_STOP_MIN_LABELS_PER_CLASS * Max(classes, 2))
+	{
+		/* A single class still needs a second one before stopping. */
+		recommendation = "keep labelling";
+		reason = psprintf("%d labelled rows; stopping is considered from %d per class for at least two classes, %d rows here",
+						  labelled, HL_STOP_MIN_LABELS_PER_CLASS,
+						  HL_STOP_MIN_LABELS_PER_CLASS * Max((int) classes, 2));
 	}
 	else if (previous == 0)
 	{
