@@ -44,6 +44,7 @@ import os
 import re
 import statistics
 import subprocess
+import shlex
 import sys
 import time
 import traceback
@@ -489,7 +490,8 @@ def sweep(args):
                 "pairs": pairs, "ambiguous_pool_rows": sum(1 for _, label in train if label in ambiguous_labels),
                 "flipped_pool_rows": flipped, "max_labels": args.max_labels, "preload": args.preload,
                 "install_root": args.install_root,
-                "command": "bench_active.py DATA_DIR " + " ".join(sys.argv[2:])}
+                "command": "bench_active.py " + " ".join(
+                    "DATA_DIR" if a == args.data_dir else shlex.quote(a) for a in sys.argv[1:])}
         with open(os.path.join(directory, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
 
