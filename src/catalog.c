@@ -508,6 +508,41 @@ hl_catalog_current_version(const char *name, int32 *model_id,
 	return version;
 }
 
+bool
+hl_catalog_prior_choice(int32 model_id, int32 version, int32 *chosen_rows,
+						double *prior_precision)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	bool		found = false;
+	int			ret;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(version);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("SELECT coalesce((metrics->>'prior_chosen_rows')::int4, labelled_rows),"
+								"       (metrics->>'prior_precision')::float8"
+								"  FROM humanloop.model_versions"
+								" WHERE model_id = $1 AND version = $2 AND kind = 'full'",
+								2, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.model_versions: SPI error %d", ret);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull && DatumGetFloat8(value) > 0.0)
+		{
+			*chosen_rows = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
+			*prior_precision = DatumGetFloat8(value);
+			found = true;
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
 bytea *
 hl_catalog_fetch_posterior(int32 model_id, int32 version, MemoryContext cxt)
 {

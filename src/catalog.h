@@ -57,6 +57,14 @@ extern int32 hl_catalog_set_current_version(const HlModelDef *def, int32 version
 extern int32 hl_catalog_current_version(const char *name, int32 *model_id,
 										HlAbstentionRule *rule);
 
+/*
+ * Fetch how full version version of model_id chose its prior precision:
+ * the labelled rows it was chosen on and its value.  Returns false when
+ * the version is not a full one or records no prior precision.
+ */
+extern bool hl_catalog_prior_choice(int32 model_id, int32 version,
+									int32 *chosen_rows, double *prior_precision);
+
 /* Fetch a version's posterior, detoasted, into memory context cxt. */
 extern bytea *hl_catalog_fetch_posterior(int32 model_id, int32 version,
 										 MemoryContext cxt);

@@ -1197,6 +1197,25 @@ choose_subsample(const Problem *pr, const RowSet *set, uint32_t max_rows,
 }
 
 /* Fill options with the defaults: lambda from the data, seed 0. */
+/*
+ * Set theta to the start point of the fit: the caller's earlier weights for
+ * the active columns and the biases, or zero.
+ */
+static void
+initial_theta(const Problem *pr, const uint32_t *active_cols,
+			  const HlFitOptions *opts, float *theta)
+{
+	memset(theta, 0, pr->n_params * sizeof(float));
+	if (opts->init_mean == NULL || opts->init_bias_mean == NULL)
+		return;
+	for (uint32_t a = 0; a < pr->n_active; a++)
+		memcpy(theta + (size_t) a * pr->kp,
+			   opts->init_mean + (size_t) active_cols[a] * pr->k,
+			   pr->k * sizeof(float));
+	memcpy(theta + (size_t) pr->n_active * pr->kp, opts->init_bias_mean,
+		   pr->k * sizeof(float));
+}
+
 /* Return whether labels contains at least two distinct classes. */
 static bool
 has_two_classes(const int32_t *labels, uint32_t n)
@@ -1320,6 +1339,8 @@ hl_fit_options_default(HlFitOptions *options)
 	options->max_iterations = 0;
 	options->tolerance = 0.0;
 	options->seed = 0;
+	options->init_mean = NULL;
+	options->init_bias_mean = NULL;
 }
 
 /* Allocate a zeroed posterior of the given shape. */
@@ -1561,6 +1582,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 			pr.class_mask[pr.label[i]] = 1.0f;
 
 	theta = aligned_floats(&a_theta, pr.n_params);
+	initial_theta(&pr, active_cols, &opts, theta);
 	best_theta = aligned_floats(&a_best, pr.n_params);
 	prec = aligned_floats(&a_prec, pr.n_params);
 	z = aligned_floats(&a_z, pr.kp);
@@ -1737,7 +1759,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		temperature = out_of_fold_temperature(&pr, data, &all, lambda, opts.seed,
 											  max_iter, tol, &solver, theta,
 											  p, z, q);
-		memset(theta, 0, pr.n_params * sizeof(float));
+		initial_theta(&pr, active_cols, &opts, theta);
 	}
 
 	/* Final MAP fit on all rows and its Laplace precision. */

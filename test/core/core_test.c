@@ -479,6 +479,45 @@ test_predict_empty_vector(void)
 	corpus_free(&c);
 }
 
+/* A fit started from an earlier solution reaches the same weights sooner. */
+static void
+test_fit_warm_start(void)
+{
+	Corpus		c;
+	HlClassifier cold;
+	HlClassifier warm;
+	HlFitOptions options;
+	HlFitReport cold_report;
+	HlFitReport warm_report;
+	char		err[128];
+	float		max_diff = 0.0f;
+
+	corpus_build(&c, separable_texts, separable_labels, 10, 3);
+	hl_fit_options_default(&options);
+	options.prior_precision = 0.1;
+	hl_classifier_alloc(&cold, c.data.dim, 3);
+	CHECK(hl_classifier_fit(&c.data, &options, &cold, &cold_report, err, sizeof(err)) == 0);
+
+	options.init_mean = cold.mean;
+	options.init_bias_mean = cold.bias_mean;
+	hl_classifier_alloc(&warm, c.data.dim, 3);
+	CHECK(hl_classifier_fit(&c.data, &options, &warm, &warm_report, err, sizeof(err)) == 0);
+	CHECK(warm_report.iterations < cold_report.iterations);
+
+	for (size_t t = 0; t < (size_t) c.data.dim * 3; t++)
+		max_diff = fmaxf(max_diff, fabsf(warm.mean[t] - cold.mean[t]));
+	CHECK(max_diff < 0.05f);
+	/* The empty class stays at the prior mean from any start. */
+	max_diff = 0.0f;
+	for (uint32_t j = 0; j < c.data.dim; j++)
+		max_diff = fmaxf(max_diff, fabsf(warm.mean[(size_t) j * 3 + 2]));
+	CHECK(max_diff == 0.0f);
+
+	hl_classifier_free(&cold);
+	hl_classifier_free(&warm);
+	corpus_free(&c);
+}
+
 static void
 test_one_class_with_phantom(void)
 {
@@ -1047,6 +1086,7 @@ main(void)
 	test_feature_config_check();
 	test_tfidf();
 	test_fit_separable_and_empty_class();
+	test_fit_warm_start();
 	test_predict_empty_vector();
 	test_one_class_with_phantom();
 	test_fit_tiny_row_counts();
