@@ -3,6 +3,10 @@
  *		Latent semantic analysis (LSA) features learnt from the unlabelled
  *		pool: a truncated SVD of the pool's TF-IDF matrix, appended to each
  *		row as dense feature columns (numeric core, no PostgreSQL headers).
+ *
+ * NOTE: only test/core/bench_core uses it.  On banking77 it gained less
+ * accuracy than the extension required (docs/model.md, "Pool embedding"),
+ * so no model option turns it on.
  */
 #ifndef HL_POOL_EMBEDDING_H
 #define HL_POOL_EMBEDDING_H
