@@ -6,7 +6,7 @@
  *
  *	 cc -O2 -iquote src $(pkg-config --cflags openblas) -o test/core/bench_core \
  *		 test/core/bench_core.c src/hl_alloc.c src/tokenize.c src/features.c \
- *		 src/model_classifier.c $(pkg-config --libs openblas) -lm
+ *		 src/model_classifier.c src/pool_embedding.c $(pkg-config --libs openblas) -lm
  *	 test/core/bench_core TRAIN.csv TEST.csv [HASH_BITS [WORD_MAX [CHAR_MIN CHAR_MAX]]]
  *
  * Both files are CSV with the header "text,category"; quoted fields may
@@ -28,6 +28,12 @@
  *	 HL_BENCH_TEMPERATURE=T, HL_BENCH_VARIANCE_SCALE=C
  *						   replace the fitted temperature or variance scale
  *						   before prediction (C near 0 scores the MAP weights)
+ *	 HL_BENCH_EMBED=K	   append a K-component pool embedding (LSA: truncated
+ *						   SVD of the TF-IDF vectors of both files) to every
+ *						   row; the fit time then includes the SVD
+ *	 HL_BENCH_EMBED_WEIGHT=W
+ *						   length of the appended embedding (default 1; the
+ *						   TF-IDF part has length 1)
  *
  * For the pool and the test rows the output gives the median MI, the share
  * of rows whose MI is within 1% of the largest MI of that set (saturation),
@@ -44,8 +50,16 @@
 #include "features.h"
 #include "hl_alloc.h"
 #include "model_classifier.h"
+#include "pool_embedding.h"
 
 #define ECE_BINS 15
+
+/* Oversampling and power iterations of the pool embedding's SVD. */
+#define EMBED_OVERSAMPLING 10
+#define EMBED_POWER_ITERATIONS 2
+
+/* Wall time of the embedding's SVD, 0 without one. */
+static double svd_seconds = 0.0;
 
 typedef struct Csv
 {
@@ -285,6 +299,57 @@ print_mi_stats(const char *name, Scored *rows, size_t n, int n_classes)
 	free(mi);
 }
 
+/*
+ * Fit the pool embedding on the TF-IDF vectors of every text (as the
+ * extension does with the texts of the source relation) and append it to
+ * each vector.  Exits on failure.
+ */
+static void
+fit_embedding(HlSparseVec *vecs, size_t n_docs, uint32_t dim, uint32_t k,
+			  float weight, float **projection_out)
+{
+	uint64_t   *row_start = malloc((n_docs + 1) * sizeof(uint64_t));
+	uint32_t   *index;
+	float	   *value;
+	float	   *projection = malloc((size_t) dim * k * sizeof(float));
+	float	   *singular = malloc(k * sizeof(float));
+	float	   *scratch = malloc(k * sizeof(float));
+	char		errbuf[256];
+	double		t0;
+
+	row_start[0] = 0;
+	for (size_t i = 0; i < n_docs; i++)
+		row_start[i + 1] = row_start[i] + vecs[i].nnz;
+	index = malloc((row_start[n_docs] + 1) * sizeof(uint32_t));
+	value = malloc((row_start[n_docs] + 1) * sizeof(float));
+	for (size_t i = 0; i < n_docs; i++)
+	{
+		memcpy(index + row_start[i], vecs[i].index, vecs[i].nnz * sizeof(uint32_t));
+		memcpy(value + row_start[i], vecs[i].value, vecs[i].nnz * sizeof(float));
+	}
+
+	t0 = now();
+	if (hl_pool_embedding_fit((uint32_t) n_docs, dim, row_start, index, value,
+							  k, EMBED_OVERSAMPLING, EMBED_POWER_ITERATIONS, 1,
+							  projection, singular, errbuf, sizeof(errbuf)) != 0)
+	{
+		fprintf(stderr, "bench_core: embedding failed: %s\n", errbuf);
+		exit(1);
+	}
+	svd_seconds = now() - t0;
+	fprintf(stderr, "SVD of %zu x %u (k %u) in %.3f s, singular values %.2f .. %.2f\n",
+			n_docs, dim, k, svd_seconds, singular[0], singular[k - 1]);
+
+	for (size_t i = 0; i < n_docs; i++)
+		hl_pool_embedding_append(projection, dim, k, weight, &vecs[i], scratch);
+	free(row_start);
+	free(index);
+	free(value);
+	free(singular);
+	free(scratch);
+	*projection_out = projection;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -334,6 +399,10 @@ main(int argc, char **argv)
 	Scored	   *test_scored;
 	Scored	   *pool_scored;
 	size_t		n_pool = 0;
+	uint32_t	embed_k = getenv("HL_BENCH_EMBED") ? (uint32_t) atoi(getenv("HL_BENCH_EMBED")) : 0;
+	float		embed_weight = getenv("HL_BENCH_EMBED_WEIGHT") ? (float) atof(getenv("HL_BENCH_EMBED_WEIGHT")) : 1.0f;
+	float	   *projection = NULL;
+	float	   *embed_scratch = malloc((embed_k > 0 ? embed_k : 1) * sizeof(float));
 
 	if (argc < 3)
 	{
@@ -445,6 +514,11 @@ main(int argc, char **argv)
 		hl_df_accumulate(df, &vecs[i]);
 	}
 	hl_idf_from_df(df, n_docs, (uint32_t) 1 << config.hash_bits, idf);
+	for (size_t i = 0; i < n_docs; i++)
+		hl_tfidf_apply(idf, &vecs[i]);
+	if (embed_k > 0)
+		fit_embedding(vecs, n_docs, (uint32_t) 1 << config.hash_bits, embed_k,
+					  embed_weight, &projection);
 
 	row_start = malloc((n_labelled + 1) * sizeof(uint64_t));
 	row_start[0] = 0;
@@ -453,8 +527,6 @@ main(int argc, char **argv)
 	nnz = row_start[n_labelled];
 	index = malloc((nnz > 0 ? nnz : 1) * sizeof(uint32_t));
 	value = malloc((nnz > 0 ? nnz : 1) * sizeof(float));
-	for (size_t i = 0; i < train.n; i++)
-		hl_tfidf_apply(idf, &vecs[i]);
 	for (size_t r = 0; r < n_labelled; r++)
 	{
 		const HlSparseVec *v = &vecs[labelled[r]];
@@ -471,7 +543,7 @@ main(int argc, char **argv)
 	}
 
 	data.n_rows = (uint32_t) n_labelled;
-	data.dim = (uint32_t) 1 << config.hash_bits;
+	data.dim = ((uint32_t) 1 << config.hash_bits) + embed_k;
 	data.n_classes = (uint32_t) n_names;
 	data.row_start = row_start;
 	data.index = index;
@@ -512,6 +584,9 @@ main(int argc, char **argv)
 
 		hl_featurize_counts(featurizer, test.text[i], test.len[i], &x);
 		hl_tfidf_apply(idf, &x);
+		if (embed_k > 0)
+			hl_pool_embedding_append(projection, (uint32_t) 1 << config.hash_bits,
+									 embed_k, embed_weight, &x, embed_scratch);
 		hl_classifier_predict(&model, &x, proba, &pred, workspace);
 
 		nll -= log(fmax(proba[y], 1e-30));
@@ -573,6 +648,8 @@ main(int argc, char **argv)
 	printf("  \"hash_bits\": %d, \"word_ngram_max\": %d, \"char_ngram_min\": %d, \"char_ngram_max\": %d,\n",
 		   config.hash_bits, config.word_ngram_max, config.char_ngram_min,
 		   config.char_ngram_max);
+	printf("  \"embed_components\": %u, \"embed_weight\": %g, \"svd_seconds\": %.3f,\n",
+		   embed_k, embed_weight, svd_seconds);
 	printf("  \"labelled_rows\": %zu, \"classes\": %d,\n", n_labelled, n_names);
 	print_mi_stats("test_mi", test_scored, test.n, n_names);
 	if (n_pool > 0)

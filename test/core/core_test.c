@@ -1,7 +1,8 @@
 /*
  * core_test.c
  *		Unit tests of the numeric core: tokeniser, lower-casing, hashed
- *		features, TF-IDF and the Bayesian classifier.  No server needed.
+ *		features, TF-IDF, the Bayesian classifier and the pool embedding.
+ *		No server needed.
  *
  * Run with "make check-core".  Prints one line per failed check and a last
  * line "N passed, M failed"; the exit status is 1 when any check failed.
@@ -17,6 +18,7 @@
 #include "metrics.h"
 #include "model_classifier.h"
 #include "model_tagger.h"
+#include "pool_embedding.h"
 #include "span_features.h"
 #include "tokenize.h"
 
@@ -1065,6 +1067,215 @@ test_tagger_learns_spans(void)
 	hl_classifier_free(&model);
 }
 
+/*
+ * A 60 x 40 matrix of rank 3: row r is sum_c a_rc s_c v_c for three
+ * orthonormal directions v_c (disjoint supports) and scales s = 9, 4, 1.
+ */
+#define SVD_ROWS 60
+#define SVD_DIM 40
+#define SVD_RANK 3
+
+static void
+build_low_rank(uint64_t *row_start, uint32_t *index, float *value)
+{
+	static const float scale[SVD_RANK] = {9.0f, 4.0f, 1.0f};
+	uint64_t	state = 7;
+
+	for (uint32_t r = 0; r < SVD_ROWS; r++)
+	{
+		row_start[r] = (uint64_t) r * SVD_DIM;
+		for (uint32_t j = 0; j < SVD_DIM; j++)
+		{
+			index[r * SVD_DIM + j] = j;
+			value[r * SVD_DIM + j] = 0.0f;
+		}
+		for (uint32_t c = 0; c < SVD_RANK; c++)
+		{
+			double		a;
+
+			state = state * UINT64_C(6364136223846793005) + 1442695040888963407;
+			a = (double) (state >> 11) / 9007199254740992.0 - 0.5;
+
+			/* v_c is 1/sqrt(8) on buckets 8c .. 8c + 7, with alternating signs. */
+			for (uint32_t j = 8 * c; j < 8 * c + 8; j++)
+				value[r * SVD_DIM + j] += (float) (a * scale[c] * ((j % 2) ? -1.0 : 1.0) / sqrt(8.0));
+		}
+	}
+	row_start[SVD_ROWS] = (uint64_t) SVD_ROWS * SVD_DIM;
+}
+
+static void
+test_pool_svd_low_rank(void)
+{
+	uint64_t	row_start[SVD_ROWS + 1];
+	uint32_t   *index = malloc(SVD_ROWS * SVD_DIM * sizeof(uint32_t));
+	float	   *value = malloc(SVD_ROWS * SVD_DIM * sizeof(float));
+	float		projection[SVD_DIM * SVD_RANK];
+	float		singular[SVD_RANK];
+	char		errbuf[128];
+	double		frobenius2 = 0.0;
+	double		sigma2 = 0.0;
+	double		max_gram_error = 0.0;
+	double		max_residual = 0.0;
+
+	build_low_rank(row_start, index, value);
+	CHECK(hl_pool_embedding_fit(SVD_ROWS, SVD_DIM, row_start, index, value,
+								SVD_RANK, 2, 1, 1, projection, singular,
+								errbuf, sizeof(errbuf)) == 0);
+
+	/* P^T P is the identity. */
+	for (int a = 0; a < SVD_RANK; a++)
+		for (int b = 0; b < SVD_RANK; b++)
+		{
+			double		dot = 0.0;
+
+			for (int j = 0; j < SVD_DIM; j++)
+				dot += (double) projection[j * SVD_RANK + a] * projection[j * SVD_RANK + b];
+			max_gram_error = fmax(max_gram_error, fabs(dot - (a == b ? 1.0 : 0.0)));
+		}
+	CHECK(max_gram_error < 1e-4);
+
+	/* Every row is reconstructed by P P^T x, and sum sigma^2 = ||A||_F^2. */
+	for (int r = 0; r < SVD_ROWS; r++)
+	{
+		const float *x = value + r * SVD_DIM;
+		double		coef[SVD_RANK] = {0};
+
+		for (int c = 0; c < SVD_RANK; c++)
+			for (int j = 0; j < SVD_DIM; j++)
+				coef[c] += (double) x[j] * projection[j * SVD_RANK + c];
+		for (int j = 0; j < SVD_DIM; j++)
+		{
+			double		rebuilt = 0.0;
+
+			for (int c = 0; c < SVD_RANK; c++)
+				rebuilt += coef[c] * projection[j * SVD_RANK + c];
+			max_residual = fmax(max_residual, fabs(rebuilt - x[j]));
+			frobenius2 += (double) x[j] * x[j];
+		}
+	}
+	for (int c = 0; c < SVD_RANK; c++)
+		sigma2 += (double) singular[c] * singular[c];
+	CHECK(max_residual < 1e-4);
+	CHECK(fabs(sigma2 - frobenius2) < 1e-3 * frobenius2);
+	CHECK(singular[0] >= singular[1]);
+	CHECK(singular[1] >= singular[2]);
+	CHECK(singular[2] > 0.0f);
+
+	/* The same seed gives the same projection. */
+	{
+		float		again[SVD_DIM * SVD_RANK];
+
+		hl_pool_embedding_fit(SVD_ROWS, SVD_DIM, row_start, index, value,
+							  SVD_RANK, 2, 1, 1, again, NULL, errbuf, sizeof(errbuf));
+		CHECK(memcmp(again, projection, sizeof(again)) == 0);
+	}
+	free(index);
+	free(value);
+}
+
+static void
+test_pool_svd_more_components_than_rank(void)
+{
+	uint64_t	row_start[SVD_ROWS + 1];
+	uint32_t   *index = malloc(SVD_ROWS * SVD_DIM * sizeof(uint32_t));
+	float	   *value = malloc(SVD_ROWS * SVD_DIM * sizeof(float));
+	float		projection[SVD_DIM * 8];
+	float		singular[8];
+	char		errbuf[128];
+	double		max_gram_error = 0.0;
+
+	/* k = 8 on a rank-3 matrix: the extra columns are still orthonormal. */
+	build_low_rank(row_start, index, value);
+	CHECK(hl_pool_embedding_fit(SVD_ROWS, SVD_DIM, row_start, index, value,
+								8, 4, 2, 3, projection, singular,
+								errbuf, sizeof(errbuf)) == 0);
+	for (int a = 0; a < 8; a++)
+		for (int b = 0; b < 8; b++)
+		{
+			double		dot = 0.0;
+
+			for (int j = 0; j < SVD_DIM; j++)
+				dot += (double) projection[j * 8 + a] * projection[j * 8 + b];
+			max_gram_error = fmax(max_gram_error, fabs(dot - (a == b ? 1.0 : 0.0)));
+		}
+	CHECK(max_gram_error < 1e-4);
+	CHECK(singular[3] < 1e-2f * singular[2]);
+	free(index);
+	free(value);
+}
+
+static void
+test_pool_svd_rejects_bad_k(void)
+{
+	uint64_t	row_start[2] = {0, 1};
+	uint32_t	index[1] = {0};
+	float		value[1] = {1.0f};
+	float		projection[16];
+	char		errbuf[128] = "";
+
+	CHECK(hl_pool_embedding_fit(1, 4, row_start, index, value, 0, 2, 1, 1,
+								projection, NULL, errbuf, sizeof(errbuf)) == -1);
+	CHECK(strstr(errbuf, "out of range") != NULL);
+	CHECK(hl_pool_embedding_fit(1, 4, row_start, index, value, 5, 2, 1, 1,
+								projection, NULL, errbuf, sizeof(errbuf)) == -1);
+}
+
+static void
+test_pool_embedding_append(void)
+{
+	/* dim 4, k 2: P has the loadings of e0 + e1 and e2. */
+	const float projection[4 * 2] = {
+		0.7071068f, 0.0f,
+		0.7071068f, 0.0f,
+		0.0f, 1.0f,
+		0.0f, 0.0f,
+	};
+	float		scratch[2];
+	HlSparseVec x;
+	HlSparseVec empty;
+	double		norm2 = 0.0;
+
+	hl_sparse_init(&x);
+	x.index = hl_alloc_array(2, sizeof(uint32_t));
+	x.value = hl_alloc_array(2, sizeof(float));
+	x.capacity = 2;
+	x.nnz = 2;
+	x.index[0] = 0;
+	x.value[0] = 0.6f;
+	x.index[1] = 2;
+	x.value[1] = 0.8f;
+
+	hl_pool_embedding_append(projection, 4, 2, 0.5f, &x, scratch);
+	CHECK(x.nnz == 4);
+	CHECK(x.index[0] == 0);
+	CHECK(x.index[1] == 2);
+	CHECK(x.index[2] == 4);
+	CHECK(x.index[3] == 5);
+	norm2 = (double) x.value[2] * x.value[2] + (double) x.value[3] * x.value[3];
+	CHECK(fabs(sqrt(norm2) - 0.5) < 1e-6);
+	CHECK(fabs(x.value[3] / x.value[2] - 0.8 / (0.6 * 0.7071068)) < 1e-4);
+
+	/* Appending again replaces the embedding instead of adding a second. */
+	hl_pool_embedding_append(projection, 4, 2, 0.5f, &x, scratch);
+	CHECK(x.nnz == 4);
+	CHECK(x.index[3] == 5);
+
+	/* A vector only on bucket 3 embeds to zero and gets no entries. */
+	hl_sparse_init(&empty);
+	empty.index = hl_alloc_array(1, sizeof(uint32_t));
+	empty.value = hl_alloc_array(1, sizeof(float));
+	empty.capacity = 1;
+	empty.nnz = 1;
+	empty.index[0] = 3;
+	empty.value[0] = 1.0f;
+	hl_pool_embedding_append(projection, 4, 2, 0.5f, &empty, scratch);
+	CHECK(empty.nnz == 1);
+
+	hl_sparse_free(&x);
+	hl_sparse_free(&empty);
+}
+
 int
 main(void)
 {
@@ -1096,6 +1307,10 @@ main(void)
 	test_metrics_known_values();
 	test_abstention_threshold();
 	test_wilson_interval();
+	test_pool_svd_low_rank();
+	test_pool_svd_more_components_than_rank();
+	test_pool_svd_rejects_bad_k();
+	test_pool_embedding_append();
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	return n_failed == 0 ? 0 : 1;
