@@ -677,6 +677,9 @@ report_training_fit(CrfFit *fit, const HlCrfTransitions *transitions, const doub
 	hl_free(tags);
 }
 
+static int	fit_error(char *errbuf, size_t errlen, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
 static int
 fit_error(char *errbuf, size_t errlen, const char *fmt,...)
 {
