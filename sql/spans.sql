@@ -105,6 +105,10 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"diversity": 0.5, "co
 SELECT count(*) FROM hl_next_batch('slots', 2, 'least_confidence');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'entropy');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
+-- Token scores reduce to a sentence score by sum (default), mean or max.
+SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "mean"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'bald', '{"reduction": "max"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"}');
 
 -- Reservations work as for classification.
 SET humanloop.reservation_timeout = 600;

@@ -322,7 +322,9 @@ hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions *transitions
 				double		q = sc.pass.alpha[cell] * sc.pass.beta[cell];
 
 				p[j] += (float) (q / HL_CRF_SAMPLES);
-				if (q > 0.0)
+
+				/* Below 1e-12 a tag adds under 3e-11 nats: skip its log. */
+				if (q > 1e-12)
 					h -= q * log(q);
 			}
 			sc.mean_entropy[t] += h / HL_CRF_SAMPLES;

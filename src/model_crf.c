@@ -18,6 +18,7 @@
  */
 #include "model_crf.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,6 +89,7 @@ typedef struct CrfFit
 	double	   *pair_dense;		/* K x D expected transition counts, unscaled */
 	double	   *pair_begin;		/* K */
 	double	   *pair_inside;	/* K */
+	double	   *messages;		/* max_tokens x D: dense backward messages of a sentence */
 	uint32_t	max_tokens;
 } CrfFit;
 
@@ -158,6 +160,8 @@ crf_fit_init(CrfFit *fit, const HlCrfData *data)
 	fit->pair_dense = hl_alloc_array((size_t) k * fit->lattice.n_dense, sizeof(double));
 	fit->pair_begin = hl_alloc_array(k, sizeof(double));
 	fit->pair_inside = hl_alloc_array(k, sizeof(double));
+	fit->messages = hl_alloc_array((size_t) (fit->max_tokens < 1 ? 1 : fit->max_tokens) *
+								   fit->lattice.n_dense, sizeof(double));
 }
 
 static void
@@ -172,6 +176,7 @@ crf_fit_free(CrfFit *fit)
 	hl_free(fit->pair_dense);
 	hl_free(fit->pair_begin);
 	hl_free(fit->pair_inside);
+	hl_free(fit->messages);
 }
 
 /* Write the emission scores of the n tokens from token first on into fit->psi. */
@@ -255,13 +260,18 @@ add_sentence_gradient(CrfFit *fit, uint32_t first, uint32_t n, double w, double 
 	}
 	grad_a[(size_t) k * k + tag[0]] -= w;
 
+	/*
+	 * Pairwise products alpha_{t-1} (x) message_t: the dense part as one
+	 * matrix product over the sentence, which is much faster than a
+	 * rank-one update per token.
+	 */
 	for (uint32_t t = 1; t < n; t++)
 	{
 		const double *prev = pass->alpha + (size_t) (t - 1) * k;
 
 		crf_step_message(&fit->lattice, pass, t, pass->v);
-		cblas_dger(CblasRowMajor, (int) k, (int) fit->lattice.n_dense, w, prev, 1,
-				   pass->vd, 1, fit->pair_dense, (int) fit->lattice.n_dense);
+		memcpy(fit->messages + (size_t) (t - 1) * fit->lattice.n_dense, pass->vd,
+			   sizeof(double) * fit->lattice.n_dense);
 		for (uint32_t j = 2; j < k; j += 2)
 		{
 			fit->pair_begin[j] += w * prev[j - 1] * pass->v[j];
@@ -269,6 +279,10 @@ add_sentence_gradient(CrfFit *fit, uint32_t first, uint32_t n, double w, double 
 		}
 		grad_a[(size_t) tag[t - 1] * k + tag[t]] -= w;
 	}
+	if (n > 1)
+		cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int) k, (int) fit->lattice.n_dense,
+					(int) (n - 1), w, pass->alpha, (int) k, fit->messages,
+					(int) fit->lattice.n_dense, 1.0, fit->pair_dense, (int) fit->lattice.n_dense);
 }
 
 /* Turn the accumulated pairwise products into expected transition counts. */
@@ -540,14 +554,25 @@ store_posterior(CrfFit *fit, double lambda, const double *theta,
 	const double *a = theta + fit->n_weights + k;
 	float	   *prec_a = transitions->precision;
 
+	/*
+	 * A (feature, tag) pair that never occurs is no parameter of the fit:
+	 * its weight is exactly zero, so it gets no variance (precision
+	 * FLT_MAX).  A fitted weight, scaled back, has the precision
+	 * lambda / scale^2 plus its Fisher term.
+	 */
 	for (size_t i = 0; i < (size_t) data->dim * k; i++)
 	{
 		emission->mean[i] = 0.0f;
-		emission->precision[i] = (float) (lambda / (FEATURE_SCALE * FEATURE_SCALE));
+		emission->precision[i] = FLT_MAX;
 	}
 	for (uint32_t f = 0; f < data->dim; f++)
 		for (uint64_t q = fit->pair_start[f]; q < fit->pair_start[f + 1]; q++)
-			emission->mean[(size_t) f * k + fit->pair_tag[q]] = (float) (FEATURE_SCALE * theta[q]);
+		{
+			size_t		cell = (size_t) f * k + fit->pair_tag[q];
+
+			emission->mean[cell] = (float) (FEATURE_SCALE * theta[q]);
+			emission->precision[cell] = (float) (lambda / (FEATURE_SCALE * FEATURE_SCALE));
+		}
 	for (uint32_t j = 0; j < k; j++)
 	{
 		emission->bias_mean[j] = (float) theta[fit->n_weights + j];
@@ -593,13 +618,12 @@ store_posterior(CrfFit *fit, double lambda, const double *theta,
 			}
 			for (uint64_t e = data->row_start[first + t]; e < data->row_start[first + t + 1]; e++)
 			{
-				float	   *h = emission->precision + (size_t) data->index[e] * k;
+				uint32_t	f = data->index[e];
+				float	   *h = emission->precision + (size_t) f * k;
 				double		x2 = (double) data->value[e] * data->value[e];
 
-				/* The precision of a scaled-back weight: lambda / scale^2 plus the Fisher term. */
-
-				for (uint32_t j = 0; j < k; j++)
-					h[j] += (float) (x2 * fit->diff[j]);
+				for (uint64_t q = fit->pair_start[f]; q < fit->pair_start[f + 1]; q++)
+					h[fit->pair_tag[q]] += (float) (x2 * fit->diff[fit->pair_tag[q]]);
 			}
 		}
 
