@@ -159,8 +159,10 @@ crf_forward_backward(const CrfLattice *lat, const double *psi, uint32_t n, CrfPa
 			if (row[j] > m)
 				m = row[j];
 		pass->shift[t] = m;
+
+		/* exp(-40) < 5e-18 is below double rounding of the sum: skip the call. */
 		for (uint32_t j = 0; j < k; j++)
-			e[j] = exp(row[j] - m);
+			e[j] = row[j] - m > -40.0 ? exp(row[j] - m) : 0.0;
 	}
 
 	/* Forward. */

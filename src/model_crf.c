@@ -28,7 +28,7 @@
 #include "crf_lattice.h"
 #include "hl_alloc.h"
 
-#define LBFGS_MEMORY 5
+#define LBFGS_MEMORY 10
 #define LBFGS_TOLERANCE 1e-5
 #define ARMIJO 1e-4
 

@@ -13,7 +13,9 @@ Measured, in one throwaway cluster built from the committed tree:
   * hl_predict_spans throughput in sentences per second through SQL;
   * the active-learning simulation: the train split is the pool, its labels
     hidden in a side table; rounds of --batch sentences up to --max-labels,
-    with the 'random' strategy against the default of hl_next_batch.
+    with the 'random' strategy against the default of hl_next_batch, and
+    optionally other strategies, written STRATEGY or STRATEGY/REDUCTION
+    (e.g. margin/mean: token margins averaged instead of summed).
   * a scikit-learn baseline: a per-token logistic regression on window
     features with the same BIO-constrained decoding, trained on all of train.
 """
@@ -126,7 +128,7 @@ def throughput(cur, repeats):
 
 def simulate(cur, strategy, seed, batch, max_labels, n_pool):
     """Run one active-learning curve; return [(labelled sentences, F1)]."""
-    model = f"al_{strategy}_{seed}"
+    model = f"al_{strategy.replace('/', '_')}_{seed}"
     cur.execute("DROP TABLE IF EXISTS al_pool")
     cur.execute("CREATE TABLE al_pool AS SELECT id, text, NULL::jsonb AS spans FROM snips_train")
     cur.execute("ALTER TABLE al_pool ADD PRIMARY KEY (id)")
@@ -147,11 +149,15 @@ def simulate(cur, strategy, seed, batch, max_labels, n_pool):
         print(f"  {strategy} seed {seed}: {labelled} sentences, F1 {f1:.4f}", flush=True)
         if labelled >= max_labels:
             break
-        options = json.dumps({"reserve": False, "seed": seed})
-        if strategy == "default":
+        options = {"reserve": False, "seed": seed}
+        name, _, reduction = strategy.partition("/")
+        if reduction:
+            options["reduction"] = reduction
+        options = json.dumps(options)
+        if name == "default":
             cur.execute("SELECT id FROM hl_next_batch(%s, %s, options => %s)", (model, batch, options))
         else:
-            cur.execute("SELECT id FROM hl_next_batch(%s, %s, %s, %s)", (model, batch, strategy, options))
+            cur.execute("SELECT id FROM hl_next_batch(%s, %s, %s, %s)", (model, batch, name, options))
         chosen = [int(r[0]) for r in cur.fetchall()]
     cur.execute("SELECT hl_drop_model(%s)", (model,))
     return curve
@@ -303,7 +309,8 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
                   f"Pool: the training split with its labels hidden in a side table; rounds of "
                   f"{args.batch} sentences up to {args.max_labels}; the first batch random; "
                   f"{len(seeds)} seed(s); F1 on the test split after each round.  "
-                  "`default` is hl_next_batch's default strategy (margin, summed over tokens).",
+                  "`default` is hl_next_batch's default strategy (margin, summed over tokens); "
+                  "a name like `margin/mean` is a strategy with the batch option `reduction`.",
                   "", "| sentences | " + " | ".join(curves) + " |",
                   "|---" * (len(curves) + 1) + "|"]
         for n in sizes:
@@ -332,7 +339,8 @@ def main():
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--max-labels", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--strategies", default="random,default")
+    parser.add_argument("--strategies", default="random,default",
+                        help="comma-separated STRATEGY or STRATEGY/REDUCTION (sum, mean, max)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 

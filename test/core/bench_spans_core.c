@@ -338,7 +338,7 @@ main(int argc, char **argv)
 	printf("fit %.1f s, %u iterations, %u evaluations, train nll %.4f, train token accuracy %.4f\n",
 		   fit_seconds, report.iterations, report.evaluations, report.train_nll,
 		   report.train_token_accuracy);
-	printf("valid span F1 %.4f\n", f1_valid);
+	printf("valid span F1 %.4f, span probability Brier %.4f\n", f1_valid, brier);
 	f1_test = evaluate(&emission, &transitions, &test, hash_bits, &rate, &brier);
 	printf("test span F1 %.4f, span probability Brier %.4f, %.0f sentences/s\n", f1_test, brier, rate);
 	return 0;
