@@ -228,33 +228,37 @@ crf_viterbi(const float *a, uint32_t n_tags, const double *psi, uint32_t n,
 		int32_t    *bp = back + (size_t) t * k;
 		const double *row = psi + (size_t) t * k;
 
+		/* Every predecessor, row by row so that a is read in order ... */
 		for (uint32_t j = 0; j < k; j++)
 		{
-			double		best = -INFINITY;
-			int32_t		from = 0;
-
-			if (crf_is_inside(j))
-			{
-				double		via_begin = prev[j - 1] + a[(size_t) (j - 1) * k + j];
-				double		via_inside = prev[j] + a[(size_t) j * k + j];
-
-				best = via_begin >= via_inside ? via_begin : via_inside;
-				from = via_begin >= via_inside ? (int32_t) j - 1 : (int32_t) j;
-			}
-			else
-				for (uint32_t i = 0; i < k; i++)
-				{
-					double		s = prev[i] + a[(size_t) i * k + j];
-
-					if (s > best)
-					{
-						best = s;
-						from = (int32_t) i;
-					}
-				}
-			cur[j] = best + row[j];
-			bp[j] = from;
+			cur[j] = -INFINITY;
+			bp[j] = 0;
 		}
+		for (uint32_t i = 0; i < k; i++)
+		{
+			const float *from_i = a + (size_t) i * k;
+
+			if (prev[i] == -INFINITY)
+				continue;
+			for (uint32_t j = 0; j < k; j++)
+				if (prev[i] + from_i[j] > cur[j])
+				{
+					cur[j] = prev[i] + from_i[j];
+					bp[j] = (int32_t) i;
+				}
+		}
+
+		/* ... then I-l again from its only predecessors, B-l and I-l. */
+		for (uint32_t j = 2; j < k; j += 2)
+		{
+			double		via_begin = prev[j - 1] + a[(size_t) (j - 1) * k + j];
+			double		via_inside = prev[j] + a[(size_t) j * k + j];
+
+			cur[j] = via_begin >= via_inside ? via_begin : via_inside;
+			bp[j] = via_begin >= via_inside ? (int32_t) j - 1 : (int32_t) j;
+		}
+		for (uint32_t j = 0; j < k; j++)
+			cur[j] += row[j];
 	}
 
 	/* Backtrack from the best final tag; an excluded tag scores -INFINITY. */

@@ -98,6 +98,10 @@ hl_model_copy(const HlModel *src, MemoryContext context)
 			   sizeof(float) * transition_cells);
 		model->transitions.draws = NULL;
 		model->transitions.dense_tag = NULL;
+		model->transitions.pair_start = NULL;
+		model->transitions.pair_tag = NULL;
+		model->transitions.pair_mean = NULL;
+		model->transitions.pair_variance = NULL;
 	}
 	model->labels = palloc(sizeof(char *) * src->n_labels);
 	for (uint32 i = 0; i < src->n_labels; i++)

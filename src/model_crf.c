@@ -59,6 +59,10 @@ hl_crf_transitions_free(HlCrfTransitions *transitions)
 	hl_free(transitions->precision);
 	hl_free(transitions->draws);
 	hl_free(transitions->dense_tag);
+	hl_free(transitions->pair_start);
+	hl_free(transitions->pair_tag);
+	hl_free(transitions->pair_mean);
+	hl_free(transitions->pair_variance);
 	memset(transitions, 0, sizeof(*transitions));
 }
 

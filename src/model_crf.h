@@ -35,10 +35,18 @@ typedef struct HlCrfTransitions
 	uint32_t	n_tags;			/* K, the classifier's n_classes */
 	float	   *mean;			/* (K + 1) x K; row K is the sentence start */
 	float	   *precision;		/* same shape; forbidden cells hold 0 */
-	/* Cache of hl_crf_prepare, NULL until then: exponentiated draws. */
+	/*
+	 * Cache of hl_crf_prepare, NULL until then: exponentiated transition
+	 * draws, and the emission weights that have a variance (the fitted
+	 * (feature, tag) pairs) as lists per feature.
+	 */
 	double	   *draws;
 	uint32_t	n_dense;		/* tags O and B-l, which any tag may precede */
 	uint32_t   *dense_tag;
+	uint64_t   *pair_start;		/* dim + 1 */
+	uint32_t   *pair_tag;
+	float	   *pair_mean;
+	float	   *pair_variance;
 } HlCrfTransitions;
 
 /*
@@ -97,9 +105,11 @@ extern double hl_crf_objective(const HlCrfData *data, double lambda, const doubl
 							   double *grad);
 
 /*
- * Cache what prediction needs: the emission variances and the exponentiated
- * transitions of the posterior mean and of HL_CRF_SAMPLES fixed posterior
- * draws.  The model must not change afterwards.
+ * Cache what prediction needs: the fitted emission weights with their
+ * variances, and the exponentiated transitions of HL_CRF_SAMPLES fixed
+ * posterior draws.  The model must not change afterwards.  A weight with
+ * precision FLT_MAX, which hl_crf_fit gives every (feature, tag) pair that
+ * never occurred, must have mean zero and is left out.
  */
 extern void hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions);
 
