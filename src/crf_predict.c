@@ -29,10 +29,11 @@
 #include "hl_alloc.h"
 
 /*
- * Normal draws: the first half of the columns serves emissions, indexed by
- * (t * K + j) modulo EPS_HALF, so that tokens far apart in a long sentence
- * reuse draws; the second half serves transitions.  Row s + S/2 is row s
- * negated.
+ * Normal draws, row s + S/2 the negation of row s.  The first half of the
+ * columns serves emissions, indexed by (t * K + j) modulo EPS_HALF, and the
+ * second half serves transitions.
+ * NOTE: past 4096 / K tokens (51 with the 79 tags of snips) a sentence
+ * reuses emission draws, so its far-apart tokens get correlated noise.
  */
 #define EPS_HALF 4096
 static float eps_table[HL_CRF_SAMPLES][2 * EPS_HALF];
