@@ -41,6 +41,7 @@ typedef struct HlBatchOptions
 	uint32		candidates;		/* rows kept for the second stage */
 	uint64		seed;
 	HlSpanReduction reduction;	/* span models: token scores to a sentence score */
+	bool		reduction_given;	/* set by the caller, not defaulted */
 } HlBatchOptions;
 
 /* A row kept for the second stage. */

@@ -3,18 +3,19 @@
  *		Acquisition scores of sentences for span models: the token
  *		uncertainties of the tagger reduced to one number per sentence.
  *
- * Per strategy, over the tokens t of a sentence:
- *	bald			  sum of the token mutual information MI_t
- *	entropy			  sum of the token predictive entropy H_t
- *	margin, hybrid	  sum of 1 - (p_top1 - p_top2) per token
+ * Per strategy, over the tokens t of a sentence, with the option
+ * "reduction" (max by default, or sum or mean):
+ *	bald			  reduction of the token mutual information MI_t
+ *	entropy			  reduction of the token predictive entropy H_t
+ *	margin, hybrid	  reduction of 1 - (p_top1 - p_top2) per token
  *	least_confidence  1 - prod_t p_t(decoded tag), one minus the
  *					  probability of the decoded tag sequence under
  *					  independent tokens
  *	random			  as for classification
- * The option "reduction" replaces the sums by the mean or the maximum over
- * the tokens.  Sums are the default: a sentence with more uncertain tokens
- * teaches more, and the "cost" option divides by the reading effort when
- * longer sentences should pay for their length.
+ * The maximum is the default because it picked the best batches on snips
+ * (docs/spans.md): a sum favours long sentences whose tokens are each a
+ * little uncertain, the maximum a sentence with one token the model cannot
+ * place.
  */
 #include "compat.h"
 

@@ -84,7 +84,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	options->reserve = true;
 	options->candidates = (uint32) Min(Max(10 * n, 500), HL_MAX_CANDIDATES);
 	options->seed = 0;
-	options->reduction = HL_REDUCE_SUM;
+	options->reduction = HL_REDUCE_MAX;
+	options->reduction_given = false;
 
 	if (json == NULL)
 		return;
@@ -141,6 +142,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 						 errmsg("option \"reduction\" is %s, but must be \"sum\", \"mean\" or \"max\"",
 								name != NULL ? quote_literal_cstr(name) : "not a string"),
 						 errhint("It sets how a span model's token uncertainties make a sentence score.")));
+			options->reduction_given = true;
 			continue;
 		}
 
@@ -589,7 +591,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	}
 	else if (!hl_model_is_spans(model))
 		hl_warn_new_labels(def, model);
-	if (options.reduction != HL_REDUCE_SUM && (model == NULL || !hl_model_is_spans(model)))
+	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),

@@ -98,6 +98,25 @@ drowned the span probabilities in noise (test Brier 0.36 instead of 0.15).
 
 The per-token logistic regression that preceded the CRF reached span F1
 0.873 on test with the same features, and 109 s for hl_train.
+
+### Sentence scores
+
+One run of this script at revision a68e82d (rounds of 50 up to 1,000
+sentences, 1 seed, the margin strategy; sum was the default then) compared
+how the token margins of a sentence make its score:
+
+| sentences | random | sum | mean | max |
+|---|---|---|---|---|
+| 250 | 0.5778 | 0.5294 | 0.5262 | 0.5852 |
+| 500 | 0.6778 | 0.6270 | 0.6527 | 0.7002 |
+| 750 | 0.7259 | 0.7037 | 0.7236 | 0.7651 |
+| 1000 | 0.7427 | 0.7471 | 0.7669 | 0.7820 |
+
+The maximum was ahead of random from 100 sentences on, and of the sum and
+the mean at every round after the first, random, one, so it became the
+default.  The scikit-learn baseline in the same run reached span F1 0.8813.  The sum picks long
+sentences whose tokens are each a little uncertain, and with batches of 50
+it lost to random until about 1,000 sentences.
 """
 
 
@@ -342,8 +361,9 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
         lines.append(f"| scikit-learn per-token logistic regression, same decoding | {baseline_f1:.4f} |")
     if baseline_f1 is None:
         lines.append("| scikit-learn baseline | not run (--no-baseline) |")
-    lines += ["", "Targets: span F1 at least 0.92 (missed by "
-              f"{max(0.0, 0.92 - evaluation['f1']):.3f}); at least 5,000 sentences per second "
+    f1_verdict = ("met" if evaluation["f1"] >= 0.92
+                  else f"missed by {0.92 - evaluation['f1']:.3f}")
+    lines += ["", f"Targets: span F1 at least 0.92 ({f1_verdict}); at least 5,000 sentences per second "
               f"({'met' if rate >= 5000 else 'missed'}).", ""]
     if curves:
         sizes = sorted({n for c in curves.values() for n, _ in c})
@@ -351,7 +371,7 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
                   f"Pool: the training split with its labels hidden in a side table; rounds of "
                   f"{args.batch} sentences up to {args.max_labels}; the first batch random; "
                   f"{len(seeds)} seed(s); F1 on the test split after each round.  "
-                  "`default` is hl_next_batch's default strategy (margin, summed over tokens); "
+                  "`default` is hl_next_batch's default strategy (margin, the maximum over tokens); "
                   "a name like `margin/mean` is a strategy with the batch option `reduction`.",
                   "", "| sentences | " + " | ".join(curves) + " |",
                   "|---" * (len(curves) + 1) + "|"]

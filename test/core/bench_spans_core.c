@@ -16,6 +16,12 @@
  * the prediction rate (featurisation, hl_crf_predict with its posterior
  * draws, one thread) in sentences per second of CPU time, which depends
  * less on other load than wall time does.
+ *
+ * NOTE: with the same settings (2^16 buckets, prior precision 1, 150
+ * iterations) this harness fits 184,649 emission weights and reaches test
+ * F1 0.916, while hl_train in the server fits 184,415 and hl_evaluate_spans
+ * gives 0.924 with the same 1,790 gold test spans.  The cause is not
+ * found, so compare settings within one of the two, not across them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -124,8 +130,14 @@ read_split(const char *dir, const char *split, int add_labels, Split *out)
 			memcpy(text + len, word, strlen(word));
 			len += strlen(word);
 
-			/* snips words are ASCII, so bytes are characters. */
-			if (tag[0] == 'B' || (tag[0] == 'I' && !open))
+			/*
+			 * snips words are ASCII, so bytes are characters.  I-x goes on
+			 * an open span of x and starts a new span otherwise, as in
+			 * test/bench/bench_spans.py.
+			 */
+			if (tag[0] == 'I' && open && spans[n_spans - 1].label == label_id(tag + 2, add_labels))
+				spans[n_spans - 1].end = (uint32_t) len;
+			else if (tag[0] == 'B' || tag[0] == 'I')
 			{
 				spans[n_spans].start = (uint32_t) start;
 				spans[n_spans].end = (uint32_t) len;
@@ -133,8 +145,6 @@ read_split(const char *dir, const char *split, int add_labels, Split *out)
 				n_spans++;
 				open = 1;
 			}
-			else if (tag[0] == 'I')
-				spans[n_spans - 1].end = (uint32_t) len;
 			else
 				open = 0;
 			word = strtok_r(NULL, " \t\r\n", &save_w);
