@@ -212,12 +212,34 @@ crf_forward_backward(const CrfLattice *lat, const double *psi, uint32_t n, CrfPa
 
 void
 crf_viterbi(const float *a, uint32_t n_tags, const double *psi, uint32_t n,
-			double *score, int32_t *back, int32_t *tags)
+			double *score, int32_t *back, int32_t *tags, double *row_max)
 {
 	uint32_t	k = n_tags;
+	double		lowest = INFINITY;
 
 	if (n == 0)
 		return;
+
+	/*
+	 * The best and worst transitions into O and B tags bound what a
+	 * predecessor can reach, so rows that cannot win are skipped below.
+	 */
+	for (uint32_t i = 0; i < k; i++)
+	{
+		row_max[i] = -INFINITY;
+		for (uint32_t j = 0; j < k; j++)
+		{
+			double		w = a[(size_t) i * k + j];
+
+			if (crf_is_inside(j))
+				continue;
+			if (w > row_max[i])
+				row_max[i] = w;
+			if (w < lowest)
+				lowest = w;
+		}
+	}
+
 	for (uint32_t j = 0; j < k; j++)
 		score[j] = crf_is_inside(j) ? -INFINITY : a[(size_t) k * k + j] + psi[j];
 
@@ -228,7 +250,16 @@ crf_viterbi(const float *a, uint32_t n_tags, const double *psi, uint32_t n,
 		int32_t    *bp = back + (size_t) t * k;
 		const double *row = psi + (size_t) t * k;
 
-		/* Every predecessor, row by row so that a is read in order ... */
+		double		best_prev = -INFINITY;
+
+		/*
+		 * O and B tags from every predecessor, row by row so that a is read
+		 * in order.  Each of them scores at least best_prev + lowest, so a
+		 * row with prev[i] + row_max[i] below that cannot be the argmax.
+		 */
+		for (uint32_t i = 0; i < k; i++)
+			if (prev[i] > best_prev)
+				best_prev = prev[i];
 		for (uint32_t j = 0; j < k; j++)
 		{
 			cur[j] = -INFINITY;
@@ -238,9 +269,9 @@ crf_viterbi(const float *a, uint32_t n_tags, const double *psi, uint32_t n,
 		{
 			const float *from_i = a + (size_t) i * k;
 
-			if (prev[i] == -INFINITY)
+			if (prev[i] == -INFINITY || prev[i] + row_max[i] < best_prev + lowest)
 				continue;
-			for (uint32_t j = 0; j < k; j++)
+			for (uint32_t j = 0; j < k; j += (j == 0 ? 1 : 2))
 				if (prev[i] + from_i[j] > cur[j])
 				{
 					cur[j] = prev[i] + from_i[j];

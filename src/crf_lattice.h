@@ -73,9 +73,9 @@ extern void crf_step_message(const CrfLattice *lat, CrfPass *pass, uint32_t t, d
 /*
  * Write the best tag sequence under log-space transition weights a
  * ((K + 1) x K, row K the start) and emission scores psi to tags.  score
- * and back are n x K of scratch.
+ * and back are n x K of scratch, row_max K.
  */
 extern void crf_viterbi(const float *a, uint32_t n_tags, const double *psi, uint32_t n,
-						double *score, int32_t *back, int32_t *tags);
+						double *score, int32_t *back, int32_t *tags, double *row_max);
 
 #endif							/* HL_CRF_LATTICE_H */

@@ -326,7 +326,7 @@ hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions *transitions
 	emission_moments(emission, transitions, features, n_tags, &sc);
 
 	/* Tags and spans: Viterbi with the posterior mean. */
-	crf_viterbi(transitions->mean, k, sc.mu, n, sc.viterbi, out->back, out->tags);
+	crf_viterbi(transitions->mean, k, sc.mu, n, sc.viterbi, out->back, out->tags, sc.pass.y);
 	out->n_spans = hl_spans_from_tags(out->tags, n, out->spans);
 
 	memset(out->proba, 0, sizeof(float) * n * k);

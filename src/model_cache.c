@@ -153,8 +153,9 @@ hl_model_load(const char *name, int32 model_id, int32 version, MemoryContext con
 	model->version = version;
 
 	/*
-	 * Loaded versions never change, so prediction can read 1 / precision
-	 * and, for span models, cached transition draws.
+	 * Loaded versions never change, so prediction can read caches: 1 /
+	 * precision of a classifier, or a span model's fitted weights and
+	 * transition draws.
 	 */
 	if (hl_model_is_spans(model))
 		hl_crf_prepare(&model->classifier, &model->transitions);

@@ -673,6 +673,7 @@ report_training_fit(CrfFit *fit, const HlCrfTransitions *transitions, const doub
 	int32_t    *back = hl_alloc_array((size_t) (fit->max_tokens < 1 ? 1 : fit->max_tokens) * k,
 									  sizeof(int32_t));
 	int32_t    *tags = hl_alloc_array(fit->max_tokens < 1 ? 1 : fit->max_tokens, sizeof(int32_t));
+	double	   *row_max = hl_alloc_array(k, sizeof(double));
 	double		weight = 0.0;
 	double		nll = 0.0;
 	double		correct = 0.0;
@@ -693,7 +694,7 @@ report_training_fit(CrfFit *fit, const HlCrfTransitions *transitions, const doub
 		nll += w * (crf_forward_backward(&fit->lattice, fit->psi, n, &fit->pass) -
 					gold_score(fit, theta, first, n));
 		weight += w;
-		crf_viterbi(transitions->mean, k, fit->psi, n, score, back, tags);
+		crf_viterbi(transitions->mean, k, fit->psi, n, score, back, tags, row_max);
 		for (uint32_t t = 0; t < n; t++)
 			correct += w * (tags[t] == data->tag[first + t]);
 		tokens += w * n;
@@ -703,6 +704,7 @@ report_training_fit(CrfFit *fit, const HlCrfTransitions *transitions, const doub
 	hl_free(score);
 	hl_free(back);
 	hl_free(tags);
+	hl_free(row_max);
 }
 
 static int	fit_error(char *errbuf, size_t errlen, const char *fmt,...)

@@ -1140,6 +1140,7 @@ test_crf_forward_backward_exact(void)
 	double		score[T * K];
 	int32_t		back[T * K];
 	int32_t		decoded[T];
+	double		row_max[K];
 
 	for (int i = 0; i < (K + 1) * K; i++)
 		af[i] = (float) (a[i] = sin(1.7 * i) * 1.5);
@@ -1185,12 +1186,64 @@ test_crf_forward_backward_exact(void)
 		CHECK(fabs(sum - 1.0) < 1e-9);
 	}
 
-	crf_viterbi(af, K, psi, T, score, back, decoded);
+	crf_viterbi(af, K, psi, T, score, back, decoded, row_max);
 	for (int t = 0; t < T; t++)
 		CHECK(decoded[t] == best_tags[t]);
 
 	crf_pass_free(&pass);
 	crf_lattice_free(&lat);
+}
+
+static void
+test_crf_viterbi_matches_brute_force(void)
+{
+	enum
+	{
+		K = 5,
+		T = 4
+	};
+	double		a[(K + 1) * K];
+	float		af[(K + 1) * K];
+	double		psi[T * K];
+	double		score[T * K];
+	int32_t		back[T * K];
+	int32_t		decoded[T];
+	int32_t		tags[T];
+	double		row_max[K];
+	uint64_t	state = 5;
+	int			matches = 0;
+
+	for (int round = 0; round < 100; round++)
+	{
+		double		best = -INFINITY;
+
+		/* Wide transition and emission ranges exercise the row pruning. */
+		for (int i = 0; i < (K + 1) * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			af[i] = (float) (((state >> 11) % 2000) / 100.0 - 10.0);
+			a[i] = af[i];
+		}
+		for (int i = 0; i < T * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			psi[i] = ((state >> 11) % 2000) / 100.0 - 10.0;
+		}
+		for (int code = 0; code < K * K * K * K; code++)
+		{
+			double		s;
+
+			for (int t = 0, c = code; t < T; t++, c /= K)
+				tags[t] = c % K;
+			s = path_score(a, psi, tags, T, K);
+			if (s > best)
+				best = s;
+		}
+		crf_viterbi(af, K, psi, T, score, back, decoded, row_max);
+		if (fabs(path_score(a, psi, decoded, T, K) - best) < 1e-9)
+			matches++;
+	}
+	CHECK(matches == 100);
 }
 
 static void
@@ -1208,6 +1261,7 @@ test_crf_viterbi_keeps_bio(void)
 	int32_t		tags[T];
 	uint64_t	state = 99;
 	int			valid = 1;
+	double		row_max[K];
 
 	for (int round = 0; round < 200; round++)
 	{
@@ -1222,7 +1276,7 @@ test_crf_viterbi_keeps_bio(void)
 			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
 			psi[i] = ((state >> 11) % 1000) / 100.0 + (crf_is_inside(i % K) ? 20.0 : 0.0);
 		}
-		crf_viterbi(a, K, psi, T, score, back, tags);
+		crf_viterbi(a, K, psi, T, score, back, tags, row_max);
 		for (int t = 0; t < T; t++)
 			if (!hl_crf_transition_allowed(K, t == 0 ? K : (uint32_t) tags[t - 1], (uint32_t) tags[t]))
 				valid = 0;
@@ -1346,6 +1400,7 @@ main(void)
 	test_crf_gradient_matches_differences();
 	test_crf_forward_backward_exact();
 	test_crf_viterbi_keeps_bio();
+	test_crf_viterbi_matches_brute_force();
 	test_crf_learns_spans();
 	test_lower_scripts();
 	test_features_deterministic();
