@@ -77,6 +77,7 @@ SELECT hl_rollback('nope', 1);
 SELECT * FROM hl_next_batch('tickets', 0);
 SELECT * FROM hl_next_batch('tickets', 10001);
 SELECT * FROM hl_next_batch('tickets', 5, 'clever');
+SELECT * FROM hl_next_batch('tickets', 5, 'margin', '{"reduction": "mean"}');
 SELECT * FROM hl_next_batch('tickets', NULL);
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"speed": 1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 2}');

@@ -105,6 +105,17 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"diversity": 0.5, "co
 SELECT count(*) FROM hl_next_batch('slots', 2, 'least_confidence');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'entropy');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
+-- Token scores reduce to a sentence score by max (default), sum or mean.
+SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "mean"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'bald', '{"reduction": "sum"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"}');
+-- For one sentence the summed token margins are at least their maximum,
+-- which is at least their mean.
+SELECT bool_and(s.uncertainty >= x.uncertainty AND x.uncertainty >= a.uncertainty) AS ordered,
+	   count(*) AS sentences
+FROM hl_next_batch('slots', 4, 'margin', '{"reduction": "sum"}') s
+JOIN hl_next_batch('slots', 4, 'margin', '{"reduction": "max"}') x USING (id)
+JOIN hl_next_batch('slots', 4, 'margin', '{"reduction": "mean"}') a USING (id);
 
 -- Reservations work as for classification.
 SET humanloop.reservation_timeout = 600;

@@ -21,6 +21,14 @@ typedef enum HlStrategy
 } HlStrategy;
 
 /* Settings of one hl_next_batch call, from its strategy and options. */
+/* How a span model's token uncertainties make one sentence score. */
+typedef enum HlSpanReduction
+{
+	HL_REDUCE_SUM,
+	HL_REDUCE_MEAN,
+	HL_REDUCE_MAX
+} HlSpanReduction;
+
 typedef struct HlBatchOptions
 {
 	HlStrategy	strategy;
@@ -32,6 +40,8 @@ typedef struct HlBatchOptions
 	bool		reserve;		/* reserve the returned rows */
 	uint32		candidates;		/* rows kept for the second stage */
 	uint64		seed;
+	HlSpanReduction reduction;	/* span models: token scores to a sentence score */
+	bool		reduction_given;	/* set by the caller, not defaulted */
 } HlBatchOptions;
 
 /* A row kept for the second stage. */

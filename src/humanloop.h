@@ -13,6 +13,7 @@
 #include "features.h"
 #include "metrics.h"
 #include "model_classifier.h"
+#include "model_crf.h"
 #include "model_tagger.h"
 
 /* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
@@ -83,8 +84,9 @@ typedef struct HlModelDef
  * the detoasted posterior, which lives as long as the model.  labels has
  * n_labels entries; the classifier may have one more, phantom class with no
  * labelled rows when only one real class was labelled.  In a span model
- * (task HL_TASK_SPANS) labels are the span labels and the classifier's
- * classes are their BIO tags (see model_tagger.h).
+ * (task HL_TASK_SPANS) labels are the span labels, the classifier's
+ * classes are their BIO tags (see model_tagger.h), and classifier and
+ * transitions together are a linear-chain CRF (see model_crf.h).
  */
 typedef struct HlModel
 {
@@ -95,7 +97,8 @@ typedef struct HlModel
 	int32		root_version;	/* the full version the patches start from */
 	HlFeatureConfig features;
 	const float *idf;
-	HlClassifier classifier;
+	HlClassifier classifier;	/* span models: the CRF's emission weights */
+	HlCrfTransitions transitions;	/* span models only */
 	uint32		n_labels;
 	char	  **labels;
 	HlAbstentionRule abstention;	/* of the current version, see hl_catalog_current_version */

@@ -96,6 +96,22 @@ hl_model_copy(const HlModel *src, MemoryContext context)
 	memcpy(model->classifier.bias_mean, src->classifier.bias_mean, sizeof(float) * k);
 	model->classifier.bias_precision = palloc(sizeof(float) * k);
 	memcpy(model->classifier.bias_precision, src->classifier.bias_precision, sizeof(float) * k);
+	if (hl_model_is_spans(src))
+	{
+		Size		transition_cells = (Size) (k + 1) * k;
+
+		model->transitions.mean = palloc(sizeof(float) * transition_cells);
+		memcpy(model->transitions.mean, src->transitions.mean, sizeof(float) * transition_cells);
+		model->transitions.precision = palloc(sizeof(float) * transition_cells);
+		memcpy(model->transitions.precision, src->transitions.precision,
+			   sizeof(float) * transition_cells);
+		model->transitions.draws = NULL;
+		model->transitions.dense_tag = NULL;
+		model->transitions.pair_start = NULL;
+		model->transitions.pair_tag = NULL;
+		model->transitions.pair_mean = NULL;
+		model->transitions.pair_variance = NULL;
+	}
 	model->labels = palloc(sizeof(char *) * src->n_labels);
 	for (uint32 i = 0; i < src->n_labels; i++)
 		model->labels[i] = pstrdup(src->labels[i]);
@@ -145,8 +161,15 @@ hl_model_load(const char *name, int32 model_id, int32 version, MemoryContext con
 	model->model_id = model_id;
 	model->version = version;
 
-	/* Loaded versions never change, so prediction can read 1 / precision. */
-	hl_classifier_cache_variance(&model->classifier);
+	/*
+	 * Loaded versions never change, so prediction can read caches: 1 /
+	 * precision of a classifier, or a span model's fitted weights and
+	 * transition draws.
+	 */
+	if (hl_model_is_spans(model))
+		hl_crf_prepare(&model->classifier, &model->transitions);
+	else
+		hl_classifier_cache_variance(&model->classifier);
 
 	MemoryContextSwitchTo(old);
 	return model;

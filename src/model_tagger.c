@@ -224,12 +224,12 @@ hl_tagger_output_free(HlTaggerOutput *out)
 	hl_free(out->mu);
 	hl_free(out->sd);
 	hl_free(out->z);
+	hl_free(out->crf_work);
 	memset(out, 0, sizeof(*out));
 }
 
-/* Grow out to n tokens of k classes. */
-static void
-reserve_output(HlTaggerOutput *out, uint32_t n, uint32_t k)
+void
+hl_tagger_output_reserve(HlTaggerOutput *out, uint32_t n, uint32_t k)
 {
 	size_t		cells;
 
@@ -423,7 +423,7 @@ hl_tagger_predict(const HlClassifier *classifier, uint32_t n_labels,
 	uint32_t	n_tags = hl_tag_count(n_labels);
 
 	fill_eps_table();
-	reserve_output(out, n, k);
+	hl_tagger_output_reserve(out, n, k);
 	out->n_tokens = n;
 	out->n_spans = 0;
 	if (n == 0)

@@ -89,6 +89,8 @@ typedef struct HlTaggerOutput
 	float	   *mu;				/* n_classes each */
 	float	   *sd;
 	float	   *z;
+	double	   *crf_work;		/* scratch of hl_crf_predict */
+	size_t		crf_work_size;	/* in doubles */
 } HlTaggerOutput;
 
 /*
@@ -117,6 +119,9 @@ extern uint32_t hl_spans_from_tags(const int32_t *tags, uint32_t n_tokens,
 
 extern void hl_tagger_output_init(HlTaggerOutput *out);
 extern void hl_tagger_output_free(HlTaggerOutput *out);
+
+/* Grow out to hold n tokens of k classes. */
+extern void hl_tagger_output_reserve(HlTaggerOutput *out, uint32_t n, uint32_t k);
 
 /*
  * Tag one featurised sentence with the token classifier (its variance

@@ -9,6 +9,8 @@
  *	mean	 dim * n_classes floats, row-major by feature
  *	prec	 dim * n_classes floats, the diagonal posterior precision
  *	bias	 n_classes floats of mean, then n_classes of precision
+ *	trans	 span models only: (n_classes + 1) * n_classes floats of the CRF
+ *			 transition means, then as many of their precision
  *	labels	 n_labels NUL-terminated UTF-8 names, padded with zeros to 4 bytes
  *
  * The payload (everything after the header) is protected by payload_crc.
@@ -36,6 +38,15 @@
 #define HL_POSTERIOR_MAGIC_SWAPPED 0x484c5053
 #define HL_POSTERIOR_FORMAT 1
 #define HL_MAX_CLASSES 100000
+
+/*
+ * Task codes of the header.  Span posteriors of code 2 held a per-token
+ * classifier without transitions; this build rejects them with a hint to
+ * retrain.
+ */
+#define HL_FILE_CLASSIFICATION 1
+#define HL_FILE_SPANS_PER_TOKEN 2
+#define HL_FILE_SPANS_CRF 3
 
 typedef struct HlPosteriorHeader
 {
@@ -74,14 +85,18 @@ hl_crc32c(const void *data, size_t len)
 
 /* Return the bytes of the float arrays, or false on overflow. */
 static bool
-hl_payload_float_bytes(uint32 dim, uint32 n_classes, uint64 *bytes)
+hl_payload_float_bytes(uint32 file_task, uint32 dim, uint32 n_classes, uint64 *bytes)
 {
 	uint64		cells;
 	uint64		floats;
+	uint64		transition_floats = 0;
 
+	if (file_task == HL_FILE_SPANS_CRF)
+		transition_floats = 2 * ((uint64) n_classes + 1) * n_classes;
 	if (pg_mul_u64_overflow((uint64) dim, (uint64) n_classes, &cells) ||
 		pg_mul_u64_overflow(cells, 2, &floats) ||
 		pg_add_u64_overflow(floats, (uint64) dim + 2 * (uint64) n_classes, &floats) ||
+		pg_add_u64_overflow(floats, transition_floats, &floats) ||
 		pg_mul_u64_overflow(floats, sizeof(float), bytes))
 		return false;
 	return true;
@@ -91,6 +106,7 @@ hl_payload_float_bytes(uint32 dim, uint32 n_classes, uint64 *bytes)
 static bytea *
 hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 							const float *idf, const HlClassifier *classifier,
+							const HlCrfTransitions *transitions,
 							char **labels, uint32 n_labels)
 {
 	HlPosteriorHeader header;
@@ -106,7 +122,7 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 		labels_bytes += strlen(labels[i]) + 1;
 	labels_bytes = TYPEALIGN(4, labels_bytes);
 
-	if (!hl_payload_float_bytes(classifier->dim, classifier->n_classes, &float_bytes) ||
+	if (!hl_payload_float_bytes(task, classifier->dim, classifier->n_classes, &float_bytes) ||
 		float_bytes + labels_bytes + sizeof(header) + VARHDRSZ > MaxAllocHugeSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -135,6 +151,15 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 	p += sizeof(float) * classifier->n_classes;
 	memcpy(p, classifier->bias_precision, sizeof(float) * classifier->n_classes);
 	p += sizeof(float) * classifier->n_classes;
+	if (task == HL_FILE_SPANS_CRF)
+	{
+		size_t		transition_bytes = sizeof(float) * (classifier->n_classes + 1) * classifier->n_classes;
+
+		memcpy(p, transitions->mean, transition_bytes);
+		p += transition_bytes;
+		memcpy(p, transitions->precision, transition_bytes);
+		p += transition_bytes;
+	}
 	for (uint32 i = 0; i < n_labels; i++)
 	{
 		size_t		len = strlen(labels[i]) + 1;
@@ -168,16 +193,19 @@ bytea *
 hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
 					   const HlClassifier *classifier, char **labels, uint32 n_labels)
 {
-	return hl_posterior_serialize_task(HL_TASK_CLASSIFICATION, features, idf,
-									   classifier, labels, n_labels);
+	return hl_posterior_serialize_task(HL_FILE_CLASSIFICATION, features, idf,
+									   classifier, NULL, labels, n_labels);
 }
 
 bytea *
 hl_posterior_serialize_spans(const HlFeatureConfig *features, const float *idf,
-							 const HlClassifier *classifier, char **labels, uint32 n_labels)
+							 const HlClassifier *classifier,
+							 const HlCrfTransitions *transitions,
+							 char **labels, uint32 n_labels)
 {
-	return hl_posterior_serialize_task(HL_TASK_SPANS, features, idf,
-									   classifier, labels, n_labels);
+	Assert(transitions->n_tags == classifier->n_classes);
+	return hl_posterior_serialize_task(HL_FILE_SPANS_CRF, features, idf,
+									   classifier, transitions, labels, n_labels);
 }
 
 /* Raise the error for a damaged posterior. */
@@ -223,7 +251,13 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 											header.format_version, HL_POSTERIOR_FORMAT));
 	if (header.reserved != 0)
 		hl_posterior_damaged(what, "A reserved header field is not zero.");
-	if (header.task != HL_TASK_CLASSIFICATION && header.task != HL_TASK_SPANS)
+	if (header.task == HL_FILE_SPANS_PER_TOKEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("posterior of %s is a per-token span model, which this build of humanloop no longer reads", what),
+				 errdetail("Span models are now linear-chain CRFs."),
+				 errhint("Train a new version with hl_train.")));
+	if (header.task != HL_FILE_CLASSIFICATION && header.task != HL_FILE_SPANS_CRF)
 		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
 
 	/* Sizes, each checked against the others and against the bytea. */
@@ -233,7 +267,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	if (header.dim != (UINT32_C(1) << header.features.hash_bits))
 		hl_posterior_damaged(what, psprintf("It has %u features, but its settings give %u.",
 											header.dim, UINT32_C(1) << header.features.hash_bits));
-	if (header.task == HL_TASK_CLASSIFICATION &&
+	if (header.task == HL_FILE_CLASSIFICATION &&
 		(header.n_classes < 2 || header.n_classes > HL_MAX_CLASSES ||
 		 header.n_labels < 1 || header.n_labels > header.n_classes ||
 		 header.n_labels + 1 < header.n_classes))
@@ -241,12 +275,12 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 											header.n_classes, header.n_labels));
 
 	/* A span model has a class per BIO tag, and a phantom one without labels. */
-	if (header.task == HL_TASK_SPANS &&
+	if (header.task == HL_FILE_SPANS_CRF &&
 		(header.n_labels > HL_TAGGER_MAX_LABELS ||
 		 header.n_classes != Max(2, hl_tag_count(header.n_labels))))
 		hl_posterior_damaged(what, psprintf("It has %u tag classes for %u span labels.",
 											header.n_classes, header.n_labels));
-	if (!hl_payload_float_bytes(header.dim, header.n_classes, &float_bytes) ||
+	if (!hl_payload_float_bytes(header.task, header.dim, header.n_classes, &float_bytes) ||
 		header.labels_bytes % 4 != 0 ||
 		header.payload_bytes != float_bytes + header.labels_bytes ||
 		size != sizeof(header) + header.payload_bytes)
@@ -262,7 +296,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 
 	/* Payload: point into the bytea. */
 	cells = (uint64) header.dim * header.n_classes;
-	model->task = (int32) header.task;
+	model->task = header.task == HL_FILE_SPANS_CRF ? HL_TASK_SPANS : HL_TASK_CLASSIFICATION;
 	model->features = header.features;
 	model->idf = (const float *) payload;
 	model->classifier.dim = header.dim;
@@ -275,6 +309,14 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	model->classifier.temperature = header.temperature;
 	model->classifier.variance_scale = header.variance_scale;
 	model->classifier.covariance_precision = header.covariance_precision;
+	memset(&model->transitions, 0, sizeof(model->transitions));
+	if (header.task == HL_FILE_SPANS_CRF)
+	{
+		model->transitions.n_tags = header.n_classes;
+		model->transitions.mean = model->classifier.bias_precision + header.n_classes;
+		model->transitions.precision = model->transitions.mean +
+			(uint64) (header.n_classes + 1) * header.n_classes;
+	}
 
 	/* Label names: exactly n_labels NUL-terminated strings. */
 	labels = payload + float_bytes;

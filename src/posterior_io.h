@@ -18,12 +18,13 @@ extern bytea *hl_posterior_serialize(const HlFeatureConfig *features,
 
 /*
  * Serialise a span model: the featuriser settings (only hash_bits is used),
- * an idf vector (unused, kept for the common layout), the token classifier
- * over BIO tags and the span label names.
+ * an idf vector (unused, kept for the common layout), the CRF's emission
+ * weights over BIO tags and its transitions, and the span label names.
  */
 extern bytea *hl_posterior_serialize_spans(const HlFeatureConfig *features,
 										   const float *idf,
 										   const HlClassifier *classifier,
+										   const HlCrfTransitions *transitions,
 										   char **labels, uint32 n_labels);
 
 /*

@@ -55,7 +55,7 @@ hl_model_tag(HlModel *model, const char *text, size_t len)
 	MemoryContext old = MemoryContextSwitchTo(model->context);
 
 	hl_span_featurize(text, len, model->features.hash_bits, &model->sentence);
-	hl_tagger_predict(&model->classifier, model->n_labels, &model->sentence,
-					  &model->tagged);
+	hl_crf_predict(&model->classifier, &model->transitions, model->n_labels,
+				   &model->sentence, &model->tagged);
 	MemoryContextSwitchTo(old);
 }

@@ -49,7 +49,7 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_KMEANS_ITERATIONS 8
 #define HL_LOCK_CLASS 0x686c	/* "hl": advisory lock class of humanloop */
 
-#define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed"
+#define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
 static int	hl_reservation_timeout = 900;
 
@@ -84,6 +84,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	options->reserve = true;
 	options->candidates = (uint32) Min(Max(10 * n, 500), HL_MAX_CANDIDATES);
 	options->seed = 0;
+	options->reduction = HL_REDUCE_MAX;
+	options->reduction_given = false;
 
 	if (json == NULL)
 		return;
@@ -121,6 +123,26 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 		if (strcmp(key, "seed") == 0)
 		{
 			options->seed = (uint64) hl_option_int(key, &value, 0, INT_MAX);
+			continue;
+		}
+		if (strcmp(key, "reduction") == 0)
+		{
+			char	   *name = value.type == jbvString ?
+				pnstrdup(value.val.string.val, value.val.string.len) : NULL;
+
+			if (name != NULL && strcmp(name, "sum") == 0)
+				options->reduction = HL_REDUCE_SUM;
+			else if (name != NULL && strcmp(name, "mean") == 0)
+				options->reduction = HL_REDUCE_MEAN;
+			else if (name != NULL && strcmp(name, "max") == 0)
+				options->reduction = HL_REDUCE_MAX;
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"reduction\" is %s, but must be \"sum\", \"mean\" or \"max\"",
+								name != NULL ? quote_literal_cstr(name) : "not a string"),
+						 errhint("It sets how a span model's token uncertainties make a sentence score.")));
+			options->reduction_given = true;
 			continue;
 		}
 
@@ -577,6 +599,11 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	}
 	else if (!hl_model_is_spans(model))
 		hl_warn_new_labels(def, model);
+	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),
+				 errhint("Remove the option.")));
 
 	batch_context = AllocSetContextCreate(CurrentMemoryContext, "humanloop next batch",
 										  ALLOCSET_DEFAULT_SIZES);

@@ -1,14 +1,14 @@
 /*
  * train_spans.c
- *		Full training of a span model: the token classifier over BIO tags,
- *		fitted to every labelled row and stored as a new version.
+ *		Full training of a span model: the linear-chain CRF over BIO tags
+ *		(model_crf.h), fitted to every labelled row and stored as a new
+ *		version.
  *
  * Each labelled row is tokenised, its spans are validated (span_labels.c)
- * and turned into one BIO tag per token, and every token becomes one
- * training row of the classifier with its window features.  The tokens of
- * one row share a group, so the held-out split that calibrates the
- * posterior keeps sentences whole.  A row with several annotations (from a
- * labels relation) contributes each, weighted by 1 / their number.
+ * and turned into one BIO tag per token, and every annotation becomes one
+ * training sentence of the CRF with the window features of its tokens.  A
+ * row with several annotations (from a labels relation) contributes each,
+ * weighted by 1 / their number.
  * Unlabelled rows are not read for features: token features use no
  * document frequencies.
  */
@@ -33,24 +33,27 @@
 #include "train.h"
 
 #define HL_FETCH_ROWS 1000
-#define HL_TRAIN_SEED 20261204
 
 /*
- * Prior precision and iteration limit of the token fit unless the model
- * sets prior_precision.  The classifier's own choice of the prior fits the
- * lambda path on a subsample of 2000 rows with few iterations.  That suits
- * documents, but on the ~120000 tokens of the snips training split it
- * stopped far from the optimum: span F1 on snips test was 0.69, against
- * 0.87 with these values (measured with the numeric core outside the server).
+ * Prior precision of the CRF weights unless the model sets
+ * prior_precision, and the L-BFGS iteration limit.  Both were chosen on
+ * the snips validation split with test/core/bench_spans_core (see
+ * docs/spans.md): precision 1 had the best-calibrated span probabilities
+ * at the best F1 within 0.001, and 150 iterations reach the F1 of a full
+ * convergence (about 190 iterations) within 0.001 at 80% of its time.
  */
-#define HL_SPANS_PRIOR_PRECISION 0.003
-#define HL_SPANS_MAX_ITERATIONS 200
+#define HL_SPANS_PRIOR_PRECISION 1.0
+#define HL_SPANS_MAX_ITERATIONS 150
 
 /* Token rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTokenRows
 {
 	uint32		n_rows;
 	uint32		max_rows;
+	uint32		n_sentences;
+	uint32		max_sentences;
+	uint32	   *sentence_start;	/* n_sentences + 1 entries into the rows */
+	float	   *sentence_weight;
 	uint64	   *row_start;
 	int32	   *tag;			/* with provisional label ids until renumbered */
 	float	   *weight;
@@ -108,6 +111,24 @@ hl_token_rows_append(HlTokenRows *set, const HlSentenceFeatures *features,
 			set->value = repalloc_huge(set->value, sizeof(float) * set->max_nnz);
 		}
 	}
+
+	if (set->n_sentences + 1 >= set->max_sentences)
+	{
+		set->max_sentences = Max(1024, set->max_sentences * 2);
+		if (set->sentence_start == NULL)
+		{
+			set->sentence_start = palloc_extended(sizeof(uint32) * set->max_sentences, MCXT_ALLOC_HUGE);
+			set->sentence_weight = palloc_extended(sizeof(float) * set->max_sentences, MCXT_ALLOC_HUGE);
+			set->sentence_start[0] = 0;
+		}
+		else
+		{
+			set->sentence_start = repalloc_huge(set->sentence_start, sizeof(uint32) * set->max_sentences);
+			set->sentence_weight = repalloc_huge(set->sentence_weight, sizeof(float) * set->max_sentences);
+		}
+	}
+	set->sentence_weight[set->n_sentences] = weight;
+	set->sentence_start[++set->n_sentences] = set->n_rows + n;
 
 	memcpy(set->index + set->nnz, features->index, sizeof(uint32) * nnz);
 	memcpy(set->value + set->nnz, features->value, sizeof(float) * nnz);
@@ -316,10 +337,11 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	MemoryContext train_context;
 	HlTokenRows set;
 	HlSpanLabelMap labels;
-	HlDataset	data;
+	HlCrfData	data;
 	HlClassifier classifier;
-	HlFitOptions options;
-	HlFitReport report;
+	HlCrfTransitions transitions;
+	HlCrfFitReport report;
+	double		prior_precision;
 	uint32		dim = UINT32_C(1) << def->features.hash_bits;
 	uint32		n_classes;
 	float	   *idf;
@@ -378,23 +400,22 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 				 errdetail("A posterior is limited to 512 MB."),
 				 errhint("Lower the model option \"hash_bits\" with a new model.")));
 
-	/* Fit the token classifier. */
-	data.n_rows = set.n_rows;
+	/* Fit the CRF. */
+	data.n_sentences = set.n_sentences;
 	data.dim = dim;
-	data.n_classes = n_classes;
+	data.n_tags = n_classes;
+	data.sentence_start = set.sentence_start;
 	data.row_start = set.row_start;
 	data.index = set.index;
 	data.value = set.value;
-	data.label = set.tag;
-	data.weight = set.weight;
-	data.group = set.group;
+	data.tag = set.tag;
+	data.weight = set.sentence_weight;
 
-	hl_fit_options_default(&options);
-	options.prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
-	options.max_iterations = HL_SPANS_MAX_ITERATIONS;
-	options.seed = HL_TRAIN_SEED;
+	prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
 	hl_classifier_alloc(&classifier, dim, n_classes);
-	if (hl_classifier_fit(&data, &options, &classifier, &report, errbuf, sizeof(errbuf)) != 0)
+	hl_crf_transitions_alloc(&transitions, n_classes);
+	if (hl_crf_fit(&data, prior_precision, HL_SPANS_MAX_ITERATIONS, &classifier, &transitions,
+				   &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", def->name, errbuf)));
@@ -403,7 +424,8 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	idf = palloc_extended(sizeof(float) * dim, MCXT_ALLOC_HUGE);
 	for (uint32 j = 0; j < dim; j++)
 		idf[j] = 1.0f;
-	posterior = hl_posterior_serialize_spans(&def->features, idf, &classifier, names, labels.n);
+	posterior = hl_posterior_serialize_spans(&def->features, idf, &classifier, &transitions,
+											 names, labels.n);
 	label_datums = palloc(sizeof(Datum) * Max(labels.n, 1));
 	for (uint32 k = 0; k < labels.n; k++)
 		label_datums[k] = CStringGetTextDatum(names[k]);
@@ -421,15 +443,11 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "spans_without_tokens", (double) set.n_missed);
 	hl_json_number(&metrics, "span_labels", labels.n);
 	hl_json_number(&metrics, "training_tokens", set.n_rows);
-	hl_json_number(&metrics, "train_token_accuracy", report.train_accuracy);
+	hl_json_number(&metrics, "train_token_accuracy", report.train_token_accuracy);
 	hl_json_number(&metrics, "train_nll", report.train_nll);
-	hl_json_number(&metrics, "heldout_tokens", report.heldout_rows);
-	hl_json_number(&metrics, "heldout_token_accuracy", report.heldout_accuracy);
-	hl_json_number(&metrics, "heldout_nll", report.heldout_nll);
-	hl_json_number(&metrics, "prior_precision", report.prior_precision);
-	hl_json_number(&metrics, "temperature", report.temperature);
-	hl_json_number(&metrics, "variance_scale", report.variance_scale);
+	hl_json_number(&metrics, "prior_precision", prior_precision);
 	hl_json_number(&metrics, "iterations", report.iterations);
+	hl_json_number(&metrics, "emission_weights", (double) report.emission_weights);
 	hl_json_number(&metrics, "feature_buckets", dim);
 	appendStringInfoChar(&metrics, '}');
 

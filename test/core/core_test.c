@@ -17,6 +17,8 @@
 #include "hl_alloc.h"
 #include "metrics.h"
 #include "model_classifier.h"
+#include "crf_lattice.h"
+#include "model_crf.h"
 #include "model_tagger.h"
 #include "pool_embedding.h"
 #include "span_features.h"
@@ -1276,6 +1278,360 @@ test_pool_embedding_append(void)
 	hl_sparse_free(&empty);
 }
 
+/* A tiny CRF problem: 2 labels (5 tags), 8 features, 4 sentences. */
+enum
+{
+	TINY_DIM = 8,
+	TINY_TAGS = 5,
+	TINY_TOKENS = 11
+};
+static const uint32_t tiny_sentence_start[5] = {0, 3, 6, 8, 11};
+static const int32_t tiny_tag[TINY_TOKENS] = {0, 1, 2, 3, 4, 0, 1, 0, 0, 3, 0};
+static uint64_t tiny_row_start[TINY_TOKENS + 1];
+static uint32_t tiny_index[TINY_TOKENS * 2];
+static float tiny_value[TINY_TOKENS * 2];
+static const float tiny_weight[4] = {1.0f, 0.5f, 2.0f, 1.0f};
+
+static HlCrfData
+tiny_crf_data(void)
+{
+	HlCrfData	data;
+
+	for (uint32_t t = 0; t < TINY_TOKENS; t++)
+	{
+		tiny_row_start[t] = 2 * t;
+		tiny_index[2 * t] = (t * 3) % TINY_DIM;
+		tiny_index[2 * t + 1] = (t * 5 + 1) % TINY_DIM;
+		if (tiny_index[2 * t + 1] == tiny_index[2 * t])
+			tiny_index[2 * t + 1] = (tiny_index[2 * t] + 1) % TINY_DIM;
+		tiny_value[2 * t] = 0.8f;
+		tiny_value[2 * t + 1] = 0.6f;
+	}
+	tiny_row_start[TINY_TOKENS] = 2 * TINY_TOKENS;
+	data = (HlCrfData) {4, TINY_DIM, TINY_TAGS, tiny_sentence_start, tiny_row_start,
+		tiny_index, tiny_value, tiny_tag, tiny_weight};
+	return data;
+}
+
+static void
+test_crf_gradient_matches_differences(void)
+{
+	HlCrfData	data = tiny_crf_data();
+	size_t		n = hl_crf_param_count(&data);
+	double	   *theta = calloc(n, sizeof(double));
+	double	   *grad = calloc(n, sizeof(double));
+	double	   *unused = calloc(n, sizeof(double));
+	double		worst = 0.0;
+	uint64_t	state = 7;
+
+	CHECK(n > (size_t) TINY_TAGS + (TINY_TAGS + 1) * TINY_TAGS);
+	for (size_t i = 0; i < n; i++)
+	{
+		state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+		theta[i] = ((double) (state >> 11) / 9007199254740992.0 - 0.5) * 2.0;
+	}
+	hl_crf_objective(&data, 0.3, theta, grad);
+	for (size_t i = 0; i < n; i++)
+	{
+		double		saved = theta[i];
+		double		up;
+		double		down;
+
+		theta[i] = saved + 1e-5;
+		up = hl_crf_objective(&data, 0.3, theta, unused);
+		theta[i] = saved - 1e-5;
+		down = hl_crf_objective(&data, 0.3, theta, unused);
+		theta[i] = saved;
+		if (fabs((up - down) / 2e-5 - grad[i]) > worst)
+			worst = fabs((up - down) / 2e-5 - grad[i]);
+	}
+	CHECK(worst < 1e-5);
+	free(theta);
+	free(grad);
+	free(unused);
+}
+
+/* Return the score of tags under transitions a and emissions psi, or -INFINITY if invalid. */
+static double
+path_score(const double *a, const double *psi, const int32_t *tags, uint32_t n, uint32_t k)
+{
+	double		score = 0.0;
+
+	for (uint32_t t = 0; t < n; t++)
+	{
+		uint32_t	prev = t == 0 ? k : (uint32_t) tags[t - 1];
+
+		if (!hl_crf_transition_allowed(k, prev, (uint32_t) tags[t]))
+			return -INFINITY;
+		score += a[(size_t) prev * k + tags[t]] + psi[(size_t) t * k + tags[t]];
+	}
+	return score;
+}
+
+static void
+test_crf_forward_backward_exact(void)
+{
+	enum
+	{
+		K = 5,
+		T = 4
+	};
+	double		a[(K + 1) * K];
+	float		af[(K + 1) * K];
+	double		psi[T * K];
+	double		marginal[T * K] = {0};
+	double		z = 0.0;
+	double		log_z;
+	CrfLattice	lat;
+	CrfPass		pass = {0};
+	int32_t		tags[T];
+	double		best = -INFINITY;
+	int32_t		best_tags[T] = {0};
+	double		score[T * K];
+	int32_t		back[T * K];
+	int32_t		decoded[T];
+	double		row_max[K];
+
+	for (int i = 0; i < (K + 1) * K; i++)
+		af[i] = (float) (a[i] = sin(1.7 * i) * 1.5);
+	for (int i = 0; i < T * K; i++)
+		psi[i] = cos(0.9 * i) * 2.0;
+
+	/* Brute force over all K^T tag sequences. */
+	for (int code = 0; code < K * K * K * K; code++)
+	{
+		double		s;
+
+		for (int t = 0, c = code; t < T; t++, c /= K)
+			tags[t] = c % K;
+		s = path_score(a, psi, tags, T, K);
+		if (s == -INFINITY)
+			continue;
+		z += exp(s);
+		for (int t = 0; t < T; t++)
+			marginal[t * K + tags[t]] += exp(s);
+		if (s > best)
+		{
+			best = s;
+			memcpy(best_tags, tags, sizeof(tags));
+		}
+	}
+
+	crf_lattice_init(&lat, K);
+	crf_lattice_fill_double(&lat, a);
+	crf_pass_reserve(&pass, T, K, lat.n_dense);
+	log_z = crf_forward_backward(&lat, psi, T, &pass);
+	CHECK(fabs(log_z - log(z)) < 1e-9);
+	for (int t = 0; t < T; t++)
+	{
+		double		sum = 0.0;
+
+		for (int j = 0; j < K; j++)
+		{
+			double		p = pass.alpha[t * K + j] * pass.beta[t * K + j];
+
+			sum += p;
+			CHECK(fabs(p - marginal[t * K + j] / z) < 1e-9);
+		}
+		CHECK(fabs(sum - 1.0) < 1e-9);
+	}
+
+	crf_viterbi(af, K, psi, T, score, back, decoded, row_max);
+	for (int t = 0; t < T; t++)
+		CHECK(decoded[t] == best_tags[t]);
+
+	crf_pass_free(&pass);
+	crf_lattice_free(&lat);
+}
+
+static void
+test_crf_viterbi_matches_brute_force(void)
+{
+	enum
+	{
+		K = 5,
+		T = 4
+	};
+	double		a[(K + 1) * K];
+	float		af[(K + 1) * K];
+	double		psi[T * K];
+	double		score[T * K];
+	int32_t		back[T * K];
+	int32_t		decoded[T];
+	int32_t		tags[T];
+	double		row_max[K];
+	uint64_t	state = 5;
+	int			matches = 0;
+
+	for (int round = 0; round < 100; round++)
+	{
+		double		best = -INFINITY;
+
+		/* Wide transition and emission ranges exercise the row pruning. */
+		for (int i = 0; i < (K + 1) * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			af[i] = (float) (((state >> 11) % 2000) / 100.0 - 10.0);
+			a[i] = af[i];
+		}
+		for (int i = 0; i < T * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			psi[i] = ((state >> 11) % 2000) / 100.0 - 10.0;
+		}
+		for (int code = 0; code < K * K * K * K; code++)
+		{
+			double		s;
+
+			for (int t = 0, c = code; t < T; t++, c /= K)
+				tags[t] = c % K;
+			s = path_score(a, psi, tags, T, K);
+			if (s > best)
+				best = s;
+		}
+		crf_viterbi(af, K, psi, T, score, back, decoded, row_max);
+		if (fabs(path_score(a, psi, decoded, T, K) - best) < 1e-9)
+			matches++;
+	}
+	CHECK(matches == 100);
+}
+
+static void
+test_crf_viterbi_keeps_bio(void)
+{
+	enum
+	{
+		K = 7,
+		T = 12
+	};
+	float		a[(K + 1) * K];
+	double		psi[T * K];
+	double		score[T * K];
+	int32_t		back[T * K];
+	int32_t		tags[T];
+	uint64_t	state = 99;
+	int			valid = 1;
+	double		row_max[K];
+
+	for (int round = 0; round < 200; round++)
+	{
+		for (int i = 0; i < (K + 1) * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			a[i] = (float) (((state >> 11) % 1000) / 100.0 - 5.0);
+		}
+		/* I tags score highest everywhere, so only the constraints stop them. */
+		for (int i = 0; i < T * K; i++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			psi[i] = ((state >> 11) % 1000) / 100.0 + (crf_is_inside(i % K) ? 20.0 : 0.0);
+		}
+		crf_viterbi(a, K, psi, T, score, back, tags, row_max);
+		for (int t = 0; t < T; t++)
+			if (!hl_crf_transition_allowed(K, t == 0 ? K : (uint32_t) tags[t - 1], (uint32_t) tags[t]))
+				valid = 0;
+	}
+	CHECK(valid);
+}
+
+static void
+test_crf_learns_spans(void)
+{
+	static const char *const names[4] = {"adele", "queen", "abba", "bjork"};
+	static const char *const places[3] = {"spotify", "deezer", "youtube"};
+	enum
+	{
+		N = 48
+	};
+	char		texts[N][64];
+	HlSentenceFeatures f;
+	uint32_t	sentence_start[N + 1];
+	uint64_t	row_start[N * 8 + 1];
+	uint32_t	index[N * 8 * 24];
+	float		value[N * 8 * 24];
+	int32_t		tag[N * 8];
+	uint32_t	rows = 0;
+	HlCrfData	data;
+	HlClassifier emission;
+	HlCrfTransitions transitions;
+	HlCrfFitReport report;
+	HlTaggerOutput out;
+	char		err[128];
+	const char *probe = "play abba on youtube";
+	int32_t		bad_tag[N * 8];
+
+	hl_sentence_features_init(&f);
+	row_start[0] = 0;
+	for (int i = 0; i < N; i++)
+	{
+		const char *name = names[i % 4];
+		const char *place = places[i % 3];
+		HlCharSpan	spans[2];
+
+		snprintf(texts[i], sizeof(texts[i]), "play %s on %s", name, place);
+		spans[0] = (HlCharSpan) {5, 5 + (uint32_t) strlen(name), 0};
+		spans[1] = (HlCharSpan) {9 + (uint32_t) strlen(name),
+			9 + (uint32_t) (strlen(name) + strlen(place)), 1};
+		hl_span_featurize(texts[i], strlen(texts[i]), 12, &f);
+		sentence_start[i] = rows;
+		hl_tags_from_spans(f.tokens, f.n_tokens, spans, 2, tag + rows);
+		for (uint32_t t = 0; t < f.n_tokens; t++)
+		{
+			uint64_t	a = f.row_start[t];
+			uint64_t	b = f.row_start[t + 1];
+
+			memcpy(index + row_start[rows], f.index + a, sizeof(uint32_t) * (b - a));
+			memcpy(value + row_start[rows], f.value + a, sizeof(float) * (b - a));
+			row_start[rows + 1] = row_start[rows] + (b - a);
+			rows++;
+		}
+	}
+	sentence_start[N] = rows;
+	data = (HlCrfData) {N, 1u << 12, 5, sentence_start, row_start, index, value, tag, NULL};
+	hl_classifier_alloc(&emission, data.dim, data.n_tags);
+	hl_crf_transitions_alloc(&transitions, data.n_tags);
+	CHECK(hl_crf_fit(&data, 1.0, 100, &emission, &transitions, &report, err, sizeof(err)) == 0);
+	CHECK(report.train_token_accuracy == 1.0);
+	CHECK(transitions.precision[0] > 0.0f);
+	CHECK(transitions.precision[(5 + 1) * 5 - 1] == 0.0f);	/* start -> I-1 is forbidden */
+	hl_crf_prepare(&emission, &transitions);
+
+	hl_tagger_output_init(&out);
+	hl_span_featurize(probe, strlen(probe), 12, &f);
+	hl_crf_predict(&emission, &transitions, 2, &f, &out);
+	CHECK(out.n_spans == 2);
+	if (out.n_spans == 2)
+	{
+		CHECK(f.tokens[out.spans[0].first_token].char_start == 5);
+		CHECK(f.tokens[out.spans[0].end_token - 1].char_end == 9);
+		CHECK(out.spans[0].label == 0);
+		CHECK(out.spans[1].label == 1);
+		CHECK(out.spans[0].probability > 0.5f && out.spans[0].probability <= 1.0f);
+		CHECK(out.spans[0].mutual_information >= 0.0f);
+	}
+	for (uint32_t t = 0; t < out.n_tokens; t++)
+	{
+		float		sum = 0.0f;
+
+		for (uint32_t j = 0; j < 5; j++)
+			sum += out.proba[t * 5 + j];
+		CHECK(fabsf(sum - 1.0f) < 1e-4f);
+		CHECK(out.mutual_information[t] <= out.entropy[t] + 1e-6f);
+	}
+
+	/* Tags that break BIO are rejected with a message. */
+	memcpy(bad_tag, tag, sizeof(int32_t) * rows);
+	bad_tag[0] = 2;
+	data.tag = bad_tag;
+	CHECK(hl_crf_fit(&data, 1.0, 5, &emission, &transitions, &report, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "BIO") != NULL);
+
+	hl_tagger_output_free(&out);
+	hl_sentence_features_free(&f);
+	hl_classifier_free(&emission);
+	hl_crf_transitions_free(&transitions);
+}
+
 int
 main(void)
 {
@@ -1291,6 +1647,11 @@ main(void)
 	test_tags_from_spans();
 	test_bio_decode_constraints();
 	test_tagger_learns_spans();
+	test_crf_gradient_matches_differences();
+	test_crf_forward_backward_exact();
+	test_crf_viterbi_keeps_bio();
+	test_crf_viterbi_matches_brute_force();
+	test_crf_learns_spans();
 	test_lower_scripts();
 	test_features_deterministic();
 	test_features_empty_text();
