@@ -14,8 +14,9 @@ Measured, in one throwaway cluster built from the committed tree:
   * the active-learning simulation: the train split is the pool, its labels
     hidden in a side table; rounds of --batch sentences up to --max-labels,
     with the 'random' strategy against the default of hl_next_batch, and
-    optionally other strategies, written STRATEGY or STRATEGY/REDUCTION
-    (e.g. margin/mean: token margins averaged instead of summed).
+    optionally other strategies, written STRATEGY[/REDUCTION][+OPTION=VALUE...]
+    (e.g. margin/mean: token margins averaged instead of summed;
+    margin/max+diversity=0.3: with the batch option diversity 0.3).
   * a scikit-learn baseline: a per-token logistic regression on window
     features with the same BIO-constrained decoding, trained on all of train.
 """
@@ -25,6 +26,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 import time
 
@@ -189,7 +191,7 @@ def throughput(cur, repeats):
 
 def simulate(cur, strategy, seed, batch, max_labels, n_pool):
     """Run one active-learning curve; return [(labelled sentences, F1)]."""
-    model = f"al_{strategy.replace('/', '_')}_{seed}"
+    model = "al_" + re.sub(r"[^a-z0-9]", "_", strategy.lower()) + f"_{seed}"
     cur.execute("DROP TABLE IF EXISTS al_pool")
     cur.execute("CREATE TABLE al_pool AS SELECT id, text, NULL::jsonb AS spans FROM snips_train")
     cur.execute("ALTER TABLE al_pool ADD PRIMARY KEY (id)")
@@ -211,9 +213,13 @@ def simulate(cur, strategy, seed, batch, max_labels, n_pool):
         if labelled >= max_labels:
             break
         options = {"reserve": False, "seed": seed}
-        name, _, reduction = strategy.partition("/")
+        name, *extra = strategy.split("+")
+        name, _, reduction = name.partition("/")
         if reduction:
             options["reduction"] = reduction
+        for setting in extra:
+            key, _, value = setting.partition("=")
+            options[key] = json.loads(value)
         options = json.dumps(options)
         if name == "default":
             cur.execute("SELECT id FROM hl_next_batch(%s, %s, options => %s)", (model, batch, options))
@@ -402,7 +408,9 @@ def main():
     parser.add_argument("--max-labels", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--strategies", default="random,default",
-                        help="comma-separated STRATEGY or STRATEGY/REDUCTION (sum, mean, max)")
+                        help="comma-separated STRATEGY[/REDUCTION][+OPTION=VALUE...], REDUCTION"
+                             " sum, mean or max, OPTION a batch option of hl_next_batch"
+                             " with a JSON value, e.g. margin/max+diversity=0.3")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 
