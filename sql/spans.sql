@@ -116,6 +116,17 @@ SELECT bool_and(s.uncertainty >= x.uncertainty AND x.uncertainty >= a.uncertaint
 FROM hl_next_batch('slots', 4, 'margin', '{"reduction": "sum"}') s
 JOIN hl_next_batch('slots', 4, 'margin', '{"reduction": "max"}') x USING (id)
 JOIN hl_next_batch('slots', 4, 'margin', '{"reduction": "mean"}') a USING (id);
+-- least_confidence without a reduction is one minus the probability of the
+-- decoded tags; with one it reduces the token error probabilities, whose
+-- sum (the expected number of wrong tags) bounds both from above.
+SELECT bool_and(abs(q.uncertainty - (1 - q.probability)) < 1e-6) AS sequence_score,
+	   bool_and(s.uncertainty >= q.uncertainty - 1e-6) AS sum_above_sequence,
+	   bool_and(s.uncertainty >= x.uncertainty) AS sum_above_max,
+	   bool_or(s.uncertainty > q.uncertainty + 1e-6) AS sum_differs,
+	   count(*) > 0 AS compared
+FROM hl_next_batch('slots', 100, 'least_confidence') q
+JOIN hl_next_batch('slots', 100, 'least_confidence', '{"reduction": "sum"}') s USING (id)
+JOIN hl_next_batch('slots', 100, 'least_confidence', '{"reduction": "max"}') x USING (id);
 
 -- Reservations work as for classification.
 SET humanloop.reservation_timeout = 600;

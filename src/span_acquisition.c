@@ -8,9 +8,11 @@
  *	bald			  reduction of the token mutual information MI_t
  *	entropy			  reduction of the token predictive entropy H_t
  *	margin, hybrid	  reduction of 1 - (p_top1 - p_top2) per token
- *	least_confidence  1 - prod_t p_t(decoded tag), one minus the
- *					  probability of the decoded tag sequence under
- *					  independent tokens
+ *	least_confidence  without an explicit reduction, 1 - prod_t
+ *					  p_t(decoded tag), one minus the probability of the
+ *					  decoded tag sequence under independent tokens; with
+ *					  one, the reduction of 1 - p_t(decoded tag), so the
+ *					  sum is the expected number of wrongly tagged tokens
  *	random			  as for classification
  * The maximum is the default because it picked the best batches on snips
  * (docs/spans.md): a sum favours long sentences whose tokens are each a
@@ -32,18 +34,23 @@ hl_span_acquisition_score(HlStrategy strategy, const HlTaggerOutput *tagged,
 	double		mutual_information = 0.0;
 	double		margin = 0.0;
 	double		log_confidence = 0.0;
+	double		expected_errors = 0.0;
 	double		max_entropy = 0.0;
 	double		max_mutual_information = 0.0;
 	double		max_margin = 0.0;
+	double		max_token_error = 0.0;
 
 	for (uint32 t = 0; t < tagged->n_tokens; t++)
 	{
 		const float *p = tagged->proba + (size_t) t * tagged->n_classes;
+		double		confidence = p[tagged->tags[t]];
 
 		entropy += tagged->entropy[t];
 		mutual_information += tagged->mutual_information[t];
 		margin += 1.0 - tagged->margin[t];
-		log_confidence += log(Max(p[tagged->tags[t]], 1e-30f));
+		log_confidence += log(Max(confidence, 1e-30));
+		expected_errors += 1.0 - confidence;
+		max_token_error = Max(max_token_error, 1.0 - confidence);
 		max_entropy = Max(max_entropy, tagged->entropy[t]);
 		max_mutual_information = Max(max_mutual_information, tagged->mutual_information[t]);
 		max_margin = Max(max_margin, 1.0 - tagged->margin[t]);
@@ -59,12 +66,14 @@ hl_span_acquisition_score(HlStrategy strategy, const HlTaggerOutput *tagged,
 		entropy /= tagged->n_tokens;
 		mutual_information /= tagged->n_tokens;
 		margin /= tagged->n_tokens;
+		expected_errors /= tagged->n_tokens;
 	}
 	else if (options->reduction == HL_REDUCE_MAX)
 	{
 		entropy = max_entropy;
 		mutual_information = max_mutual_information;
 		margin = max_margin;
+		expected_errors = max_token_error;
 	}
 
 	switch (strategy)
@@ -74,6 +83,8 @@ hl_span_acquisition_score(HlStrategy strategy, const HlTaggerOutput *tagged,
 		case HL_STRATEGY_ENTROPY:
 			return entropy;
 		case HL_STRATEGY_LEAST_CONFIDENCE:
+			if (options->reduction_given)
+				return expected_errors;
 			return 1.0 - exp(log_confidence);
 		case HL_STRATEGY_MARGIN:
 		case HL_STRATEGY_HYBRID:
