@@ -384,7 +384,7 @@ COMMENT ON FUNCTION hl_evaluate_spans(text, regclass, text, text) IS
 CREATE FUNCTION hl_next_batch(
 	name text,
 	n integer,
-	strategy text DEFAULT 'margin',
+	strategy text DEFAULT NULL,
 	options jsonb DEFAULT '{}',
 	OUT id text,
 	OUT score double precision,
@@ -399,8 +399,10 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'hl_next_batch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
 
--- margin is the default because it measured best on the learning curves of
--- docs/active-learning.md.
+-- A NULL strategy is the task's default: margin for classification and
+-- least_confidence with the maximum over tokens for span models, the ones
+-- that measured best on the learning curves of docs/active-learning.md and
+-- docs/spans.md.
 COMMENT ON FUNCTION hl_next_batch(text, integer, text, jsonb) IS
 	'unlabelled rows ranked by how much their labels would teach the model, best first, reserved for the caller';
 

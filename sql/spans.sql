@@ -101,6 +101,12 @@ SELECT count(*) AS rows, bool_and(label IS NULL) AS no_label,
 	   bool_and(probability BETWEEN 0 AND 1) AS has_probability
 FROM hl_next_batch('slots', 3, 'bald');
 SELECT bool_and(id::int > 200) AS unlabelled FROM hl_next_batch('slots', 4);
+-- Without a strategy, span models rank by least confidence with the maximum.
+SELECT (SELECT array_agg(id ORDER BY id)
+		FROM hl_next_batch('slots', 3, options => '{"reserve": false}')) =
+	   (SELECT array_agg(id ORDER BY id)
+		FROM hl_next_batch('slots', 3, 'least_confidence', '{"reduction": "max", "reserve": false}'))
+	   AS least_confidence_by_default;
 SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"diversity": 0.5, "cost": 1}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'least_confidence');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'entropy');

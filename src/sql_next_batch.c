@@ -49,6 +49,14 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_KMEANS_ITERATIONS 8
 #define HL_LOCK_CLASS 0x686c	/* "hl": advisory lock class of humanloop */
 
+/*
+ * Strategies used when the call names none.  They measured best on the
+ * learning curves of docs/active-learning.md (classification: banking77,
+ * snips intents) and docs/spans.md (spans: snips slots, three seeds).
+ */
+#define HL_DEFAULT_CLASSIFICATION_STRATEGY "margin"
+#define HL_DEFAULT_SPAN_STRATEGY "least_confidence"
+
 #define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
 static int	hl_reservation_timeout = 900;
@@ -565,10 +573,10 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name, n and strategy must not be null")));
+				 errmsg("model name and n must not be null")));
 
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	n = PG_GETARG_INT32(1);
@@ -577,7 +585,9 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch size %d is out of range", n),
 				 errhint("Ask for 1 to %d rows.", HL_MAX_BATCH)));
-	options.strategy = hl_strategy_parse(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	/* A NULL strategy is the task's default, resolved once the model is known. */
+	options.strategy = hl_strategy_parse(PG_ARGISNULL(2) ? HL_DEFAULT_CLASSIFICATION_STRATEGY
+										 : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	hl_batch_options_parse(PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), n, &options);
 
 	hl_check_model_name(name);
@@ -599,6 +609,15 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	}
 	else if (!hl_model_is_spans(model))
 		hl_warn_new_labels(def, model);
+	if (PG_ARGISNULL(2) && model != NULL && hl_model_is_spans(model))
+	{
+		options.strategy = hl_strategy_parse(HL_DEFAULT_SPAN_STRATEGY);
+		if (!options.reduction_given)
+		{
+			options.reduction = HL_REDUCE_MAX;
+			options.reduction_given = true;
+		}
+	}
 	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

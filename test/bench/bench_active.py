@@ -658,8 +658,14 @@ def sql_default():
     arguments = match.group(1) if match else ""
     strategy = re.search(r"strategy\s+text\s+DEFAULT\s+'([^']*)'", arguments)
     options = re.search(r"options\s+jsonb\s+DEFAULT\s+'([^']*)'", arguments)
-    return (strategy.group(1) if strategy else None,
-            json.loads(options.group(1)) if options else {})
+    if strategy:
+        strategy = strategy.group(1)
+    else:
+        # DEFAULT NULL: the C code names the classification default.
+        with open(os.path.join(REPOSITORY, "src", "sql_next_batch.c")) as f:
+            found = re.search(r'HL_DEFAULT_CLASSIFICATION_STRATEGY\s+"([^"]*)"', f.read())
+        strategy = found.group(1) if found else None
+    return strategy, json.loads(options.group(1)) if options else {}
 
 
 def default_candidate():
