@@ -4,7 +4,7 @@
  *		by cross-validation, and reading and writing the rule.
  *
  * The user sets a target (the model option "abstention"): a minimum
- * accuracy of the answers given automatically, or the share of rows to keep
+ * accuracy of the predictions made automatically, or the share of rows to keep
  * automatic.  The threshold is chosen on out-of-fold predictions of the
  * labelled rows (evaluate.c), so the rows that rank a threshold were never
  * seen by the model that scored them.  Each full training with a target

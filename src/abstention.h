@@ -26,7 +26,7 @@ typedef struct HlAbstentionEstimate
 	double		coverage;
 	double		coverage_low;
 	double		coverage_high;
-	double		accuracy;		/* of the automatic answers; NaN if none */
+	double		accuracy;		/* of the automatic predictions; NaN if none */
 	double		accuracy_low;
 	double		accuracy_high;
 } HlAbstentionEstimate;

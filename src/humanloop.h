@@ -44,7 +44,7 @@ typedef struct HlAbstentionRule
 
 /*
  * What the user asked of the abstention rule (the model option
- * "abstention"): a minimum accuracy of the automatic answers or a share of
+ * "abstention"): a minimum accuracy of the automatic predictions or a share of
  * rows to keep automatic, at most one of them above 0.  Full training then
  * chooses the threshold again by folds-fold cross-validation.
  */

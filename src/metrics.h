@@ -94,7 +94,7 @@ extern void hl_wilson_interval(double successes, double n, double z,
 /*
  * Choose the abstention threshold on the confidence of rows (label and
  * proba give correctness).  With target_accuracy > 0: the lowest threshold
- * whose automatic answers are at least that accurate, which maximises
+ * whose automatic predictions are at least that accurate, which maximises
  * coverage; when no threshold reaches it, one above every confidence, so
  * every row goes to a person.  Otherwise with target_coverage: the highest
  * threshold that keeps at least that share of rows automatic.  Returns the

@@ -198,7 +198,7 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 	uint64_t   *prefix_hash;
 	uint64_t   *suffix_hash;
 
-	/* Tokens first; the count tells how much room the rows need. */
+	/* Tokens first, because their count sets how much room the rows need. */
 	reserve_tokens(out, 16);
 	n = hl_tokenize_with_punctuation(text, len, out->tokens, out->max_tokens);
 	if (n > out->max_tokens)

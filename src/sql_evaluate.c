@@ -5,7 +5,7 @@
  *
  * Each evaluation is returned as jsonb and stored in humanloop.evaluations
  * with the model's current version, so its history can be charted through
- * the view hl_evaluations.  The metrics of the automatic answers use the
+ * the view hl_evaluations.  The metrics of the automatic predictions use the
  * abstention rule of the current version (the default rule before the
  * first training).
  */
@@ -81,7 +81,7 @@ hl_check_column(Oid relation, const char *column, const char *option,
 
 /*
  * Append the metrics of scored under rule to json (an open object): the
- * summary metrics, the automatic answers and one object per class.
+ * summary metrics, the automatic predictions and one object per class.
  */
 static void
 hl_metrics_json(StringInfo json, const HlScoredSet *scored, char **labels,

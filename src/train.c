@@ -410,10 +410,10 @@ hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
  * labelled rows the precision was chosen on, or 0 to train from scratch.
  *
  * Conditions: the current version is a full one with the same features
- * and the same label names in the same order, the precision was chosen on
- * at least HL_WARM_MIN_ROWS items, and the labelled items are within a
- * factor HL_WARM_GROWTH of that count, so the precision is re-chosen at
- * least every 25% of growth.
+ * and the same label names in the same order.  Its precision was chosen
+ * on at least HL_WARM_MIN_ROWS items, and the labelled items are within a
+ * factor HL_WARM_GROWTH of that count.  So the precision is chosen again
+ * at least every 25% of growth.
  */
 static int32
 hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,

@@ -268,12 +268,23 @@ def simulate(cur, strategy, seed, batch, max_labels, n_pool):
 def token_features(words, i):
     """Window features of word i, the same templates as the extension's."""
     def w(j):
-        return words[j].lower() if 0 <= j < len(words) else ("<s>" if j < 0 else "</s>")
+        if j < 0:
+            return "<s>"
+        if j >= len(words):
+            return "</s>"
+        return words[j].lower()
 
     def shape(s):
         out = []
         for ch in s:
-            k = "X" if ch.isupper() else "x" if ch.islower() else "d" if ch.isdigit() else ch
+            if ch.isupper():
+                k = "X"
+            elif ch.islower():
+                k = "x"
+            elif ch.isdigit():
+                k = "d"
+            else:
+                k = ch
             if not out or out[-1] != k:
                 out.append(k)
         return "".join(out)

@@ -839,9 +839,11 @@ test_wilson_interval(void)
 	CHECK(fabs(high - 0.9433) < 1e-3);
 	hl_wilson_interval(5, 5, 1.959964, &low, &high);
 	CHECK(high == 1.0);
-	CHECK(low > 0.5 && low < 0.6);
+	CHECK(low > 0.5);
+	CHECK(low < 0.6);
 	hl_wilson_interval(0, 0, 1.959964, &low, &high);
-	CHECK(low == 0.0 && high == 1.0);
+	CHECK(low == 0.0);
+	CHECK(high == 1.0);
 }
 
 static void
@@ -1058,7 +1060,8 @@ test_tagger_learns_spans(void)
 		CHECK(f.tokens[out.spans[0].end_token - 1].char_end == 9);
 		CHECK(out.spans[0].label == 0);
 		CHECK(out.spans[1].label == 1);
-		CHECK(out.spans[0].probability > 0.5f && out.spans[0].probability <= 1.0f);
+		CHECK(out.spans[0].probability > 0.5f);
+		CHECK(out.spans[0].probability <= 1.0f);
 		CHECK(out.spans[0].mutual_information >= 0.0f);
 	}
 	for (uint32_t t = 0; t < out.n_tokens; t++)
@@ -1606,7 +1609,8 @@ test_crf_learns_spans(void)
 		CHECK(f.tokens[out.spans[0].end_token - 1].char_end == 9);
 		CHECK(out.spans[0].label == 0);
 		CHECK(out.spans[1].label == 1);
-		CHECK(out.spans[0].probability > 0.5f && out.spans[0].probability <= 1.0f);
+		CHECK(out.spans[0].probability > 0.5f);
+		CHECK(out.spans[0].probability <= 1.0f);
 		CHECK(out.spans[0].mutual_information >= 0.0f);
 	}
 	for (uint32_t t = 0; t < out.n_tokens; t++)
