@@ -67,6 +67,12 @@ SELECT max(per_class) <= 2 AS capped
 FROM (SELECT label, count(*) AS per_class
 	  FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.34}') GROUP BY label) c;
 
+-- When every predicted class has its share, the best other rows fill the batch.
+SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
+FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.01}');
+SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
+FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.01, "diversity": 0.5}');
+
 -- Asking for more rows than the pool has returns the pool.
 SELECT count(*) FROM hl_next_batch('tickets', 100);
 

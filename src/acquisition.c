@@ -219,6 +219,7 @@ hl_select_in_order(HlCandidate *candidates, int n_candidates, int n,
 {
 	int		   *order = palloc(sizeof(int) * n_candidates);
 	int		   *class_count = palloc0(sizeof(int) * (max_label + 1));
+	bool	   *skipped = palloc0(sizeof(bool) * n_candidates);
 	int			class_limit = Max(1, (int) floor(options->max_class_share * n + 1e-9));
 	int			count = 0;
 
@@ -232,12 +233,25 @@ hl_select_in_order(HlCandidate *candidates, int n_candidates, int n,
 		HlCandidate *c = &candidates[order[i]];
 
 		if (c->label >= 0 && class_count[c->label] >= class_limit)
+		{
+			skipped[i] = true;
 			continue;
+		}
 		if (c->label >= 0)
 			class_count[c->label]++;
 		chosen[count++] = order[i];
 	}
 
+	/*
+	 * With few predicted classes the cap would leave places empty.  The share
+	 * is there to spread a batch, not to shorten it, so the best skipped
+	 * candidates take those places.
+	 */
+	for (int i = 0; i < n_candidates && count < n; i++)
+		if (skipped[i])
+			chosen[count++] = order[i];
+
+	pfree(skipped);
 	pfree(class_count);
 	pfree(order);
 	return count;
@@ -301,6 +315,12 @@ hl_select_from_candidates(HlCandidate *candidates, int n_candidates, int n,
 				best = i;
 				best_score = s;
 			}
+		}
+		if (best < 0 && class_limit < n)
+		{
+			/* Every class has its share, so the rest of the batch ignores the cap. */
+			class_limit = n;
+			continue;
 		}
 		if (best < 0)
 			break;
