@@ -10,6 +10,24 @@ SELECT hl_create_model('', 'tickets', text_column => 'body', label_column => 'ca
 SELECT hl_create_model(repeat('x', 64), 'tickets', text_column => 'body', label_column => 'category');
 SELECT hl_predict(NULL, 'text');
 
+-- NULL where a value is required; a NULL with a default is that default.
+SELECT * FROM hl_train(NULL);
+SELECT hl_rollback(NULL, 1);
+SELECT hl_rollback('tickets', NULL);
+SELECT hl_drop_model(NULL);
+SELECT hl_drop_model('nope', NULL);
+SELECT hl_watch(NULL);
+SELECT hl_watch('tickets', NULL);
+SELECT hl_create_model(NULL, 'tickets', text_column => 'body', label_column => 'category');
+SELECT hl_create_model('bad', NULL, text_column => 'body', label_column => 'category');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => NULL);
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', task => NULL);
+SELECT * FROM hl_next_batch(NULL, 5);
+SELECT hl_evaluate_spans(NULL, 'tickets');
+SELECT hl_evaluate_spans('tickets', NULL);
+SELECT * FROM hl_status(NULL);
+SELECT * FROM hl_set_abstention(NULL, target_accuracy => 0.9);
+
 -- Missing relations and columns.
 SELECT hl_create_model('bad', 'no_such_table', text_column => 'body', label_column => 'category');
 SELECT hl_create_model('bad', 'tickets', text_column => 'no_such_column', label_column => 'category');
@@ -142,7 +160,11 @@ SELECT query, sqlstate_of(query) FROM (VALUES
 	('SELECT hl_predict(''unlabelled'', ''x'')'),
 	('SELECT hl_next_batch(''tickets'', 0)'),
 	('SELECT hl_next_batch(''tickets'', 5, ''clever'')'),
-	('SELECT hl_predict(NULL, ''x'')')
+	('SELECT hl_predict(NULL, ''x'')'),
+	('SELECT hl_train(NULL)'),
+	('SELECT hl_rollback(''tickets'', NULL)'),
+	('SELECT hl_drop_model(NULL)'),
+	('SELECT hl_watch(NULL)')
 ) AS q(query);
 
 -- Another role may read a model but neither train nor drop it, and it

@@ -80,6 +80,23 @@ hl_check_model_name(const char *name)
 				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX)));
 }
 
+void
+hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 errhint("%s", hint)));
+}
+
+void
+hl_require_model_name(FunctionCallInfo fcinfo, int argno)
+{
+	hl_require_arg(fcinfo, argno, "model name",
+				   "Pass the name of a model. SELECT name FROM hl_models lists the models.");
+}
+
 double
 hl_option_number(const char *key, JsonbValue *value)
 {

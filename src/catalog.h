@@ -81,4 +81,15 @@ extern int	hl_option_int(const char *key, JsonbValue *value, int min, int max);
 /* Raise an error unless name is a valid model name. */
 extern void hl_check_model_name(const char *name);
 
+/*
+ * Raise null_value_not_allowed when argument argno is NULL.  name is the
+ * argument as the message shows it, and hint is the errhint text.  The SQL
+ * functions are not STRICT, so a NULL raises this instead of returning NULL.
+ */
+extern void hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+						   const char *hint);
+
+/* Raise null_value_not_allowed when the model name, argument argno, is NULL. */
+extern void hl_require_model_name(FunctionCallInfo fcinfo, int argno);
+
 #endif							/* HL_CATALOG_H */

@@ -184,10 +184,7 @@ hl_evaluate(PG_FUNCTION_ARGS)
 	StringInfoData json;
 	char	   *result;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name must not be null")));
+	hl_require_model_name(fcinfo, 0);
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);

@@ -573,10 +573,9 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name and n must not be null")));
+	hl_require_model_name(fcinfo, 0);
+	hl_require_arg(fcinfo, 1, "n",
+				   psprintf("Pass the number of rows to return, from 1 to %d.", HL_MAX_BATCH));
 
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	n = PG_GETARG_INT32(1);
