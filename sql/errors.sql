@@ -10,7 +10,8 @@ SELECT hl_create_model('', 'tickets', text_column => 'body', label_column => 'ca
 SELECT hl_create_model(repeat('x', 64), 'tickets', text_column => 'body', label_column => 'category');
 SELECT hl_predict(NULL, 'text');
 
--- NULL where a value is required; a NULL with a default is that default.
+-- A NULL where a value is required raises 22004. A NULL with a default is
+-- that default.
 SELECT * FROM hl_train(NULL);
 SELECT hl_rollback(NULL, 1);
 SELECT hl_rollback('tickets', NULL);
@@ -66,6 +67,8 @@ SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '[1, 2]');
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"abstain_probability": 2}');
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"prior_precision": -1}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category',
+					   options => '{"char_ngram_min": 4, "char_ngram_max": 3}');
 SELECT count(*) AS no_bad_models FROM hl_models WHERE name = 'bad';
 
 -- Training with no labelled rows explains what is needed.
@@ -91,6 +94,9 @@ SELECT hl_watch('nope');
 SELECT hl_rollback('tickets', 99);
 SELECT hl_rollback('nope', 1);
 
+-- A relation given by an OID that no relation has.
+SELECT hl_evaluate('tickets', 999999::oid::regclass);
+
 -- Next batch arguments.
 SELECT * FROM hl_next_batch('tickets', 0);
 SELECT * FROM hl_next_batch('tickets', 10001);
@@ -99,6 +105,7 @@ SELECT * FROM hl_next_batch('tickets', 5, 'margin', '{"reduction": "mean"}');
 SELECT * FROM hl_next_batch('tickets', NULL);
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"speed": 1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 2}');
+SELECT * FROM hl_next_batch('tickets', 5, 'hybrid', '{"epistemic": 1.5}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"density": -1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"cost": "long"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"max_class_share": 0}');

@@ -152,6 +152,7 @@ SELECT hl_predict('slots', 'play queen');
 SELECT hl_classify('slots', 'play queen');
 SELECT * FROM hl_predict_spans('tickets', 'play queen');
 SELECT hl_evaluate_spans('tickets', 'utterances');
+SELECT hl_evaluate_spans('slots', 999999::oid::regclass);
 SELECT hl_watch('slots');
 
 -- Bad span labels: each error names the row and the span.

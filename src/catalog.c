@@ -72,12 +72,14 @@ hl_check_model_name(const char *name)
 	if (name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must not be empty")));
+				 errmsg("model name must not be empty"),
+				 errhint("Pass a name of 1 to %d bytes.", HL_MODEL_NAME_MAX)));
 	if (strlen(name) > HL_MODEL_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model name \"%s\" is too long", name),
-				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX)));
+				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX),
+				 errhint("Pass a shorter name.")));
 }
 
 void
@@ -103,7 +105,8 @@ hl_option_number(const char *key, JsonbValue *value)
 	if (value->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
+				 errmsg("option \"%s\" must be a number", key),
+				 errhint("Write the value as a JSON number without quotes, such as 1.")));
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											  NumericGetDatum(value->val.numeric)));
 }
@@ -117,7 +120,8 @@ hl_option_int(const char *key, JsonbValue *value, int min, int max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" is %g, but must be an integer from %d to %d",
-						key, number, min, max)));
+						key, number, min, max),
+				 errhint("Pass a whole number in that range, or leave the option out for its default.")));
 	return (int) number;
 }
 
@@ -175,7 +179,9 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (!(p >= 0.0 && p <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p)));
+						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p),
+						 errhint("Pass a probability such as 0.9, or leave the option out for the default, %g.",
+								 HL_DEFAULT_ABSTAIN_PROBABILITY)));
 			def->abstain_probability = p;
 		}
 		else if (strcmp(key, "abstention") == 0)
@@ -190,7 +196,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"allow_overlap\" must be true or false")));
+						 errmsg("model option \"allow_overlap\" must be true or false"),
+						 errhint("Write true or false without quotes.")));
 			def->allow_overlap = value.val.boolean;
 		}
 		else if (strcmp(key, "prior_precision") == 0)
@@ -216,7 +223,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	if (message != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid feature options: %s", message)));
+				 errmsg("invalid feature options: %s", message),
+				 errhint("Pass char_ngram_min and char_ngram_max as a range such as 2 and 5, or both as 0 to turn character n-grams off.")));
 }
 
 /*

@@ -280,7 +280,8 @@ hl_evaluate(PG_FUNCTION_ARGS)
 		if (get_rel_name(relation) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation with OID %u does not exist", relation)));
+					 errmsg("relation with OID %u does not exist", relation),
+					 errhint("Pass the name of an existing table or view, such as 'public.tickets_test'.")));
 		relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)),
 											 get_rel_name(relation));
 		if (!PG_ARGISNULL(2))

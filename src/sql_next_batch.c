@@ -119,7 +119,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"reserve\" must be true or false")));
+						 errmsg("option \"reserve\" must be true or false"),
+						 errhint("Write true or false without quotes.")));
 			options->reserve = value.val.boolean;
 			continue;
 		}
@@ -172,7 +173,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"epistemic\" is %g, but must be from 0 to 1", number)));
+						 errmsg("option \"epistemic\" is %g, but must be from 0 to 1", number),
+						 errhint("Pass a number from 0 to 1, such as the default 0.5. At 0 the hybrid strategy ranks by the margin alone.")));
 			options->epistemic = number;
 		}
 		else if (strcmp(key, "diversity") == 0)
@@ -180,7 +182,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"diversity\" is %g, but must be from 0 to 1", number)));
+						 errmsg("option \"diversity\" is %g, but must be from 0 to 1", number),
+						 errhint("Pass a number from 0 to 1. 0 turns the penalty for similar rows off.")));
 			options->diversity = number;
 		}
 		else if (strcmp(key, "max_class_share") == 0)
@@ -188,7 +191,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number > 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"max_class_share\" is %g, but must be above 0 and at most 1", number)));
+						 errmsg("option \"max_class_share\" is %g, but must be above 0 and at most 1", number),
+						 errhint("Pass a share of the batch, such as 0.34 for at most a third per predicted label, or 1 for no cap.")));
 			options->max_class_share = number;
 		}
 		else

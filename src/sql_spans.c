@@ -193,7 +193,8 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 	if (get_rel_name(relid) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass the name of an existing table or view, such as 'public.utterances_test'.")));
 
 	text_column = hl_eval_column(relid, PG_ARGISNULL(2) ? def->text_column
 								 : text_to_cstring(PG_GETARG_TEXT_PP(2)), "text_column");
