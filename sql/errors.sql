@@ -111,6 +111,10 @@ SELECT * FROM hl_next_batch('tickets', 5, options => '{"cost": "long"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"max_class_share": 0}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"reserve": "yes"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"candidates": 0}');
+-- Values are printed as written, without rounding or an exponent.
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 2147483648}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 12.5}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 1.0000001}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '"fast"');
 
 -- A damaged posterior is reported, never read.

@@ -177,6 +177,10 @@ UPDATE utterances SET spans = '[{"start": 5.5, "end": 9, "label": "artist"}]' WH
 SELECT version FROM hl_train('slots');
 ROLLBACK;
 BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 2147483648, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
 UPDATE utterances SET spans = '[{"start": -1, "end": 9, "label": "artist"}]' WHERE id = 1;
 SELECT version FROM hl_train('slots');
 ROLLBACK;

@@ -10,6 +10,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -111,16 +113,25 @@ hl_option_number(const char *key, JsonbValue *value)
 											  NumericGetDatum(value->val.numeric)));
 }
 
+char *
+hl_json_number_text(const JsonbValue *value)
+{
+	Assert(value->type == jbvNumeric);
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(value->val.numeric)));
+}
+
 int
 hl_option_int(const char *key, JsonbValue *value, int min, int max)
 {
 	double		number = hl_option_number(key, value);
 
-	if (number != (double) (int) number || number < min || number > max)
+	/* Test the range first, because casting a double outside int's range is undefined. */
+	if (!(number >= min && number <= max) || number != floor(number))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is %g, but must be an integer from %d to %d",
-						key, number, min, max),
+				 errmsg("option \"%s\" is %s, but must be an integer from %d to %d",
+						key, hl_json_number_text(value), min, max),
 				 errhint("Pass a whole number in that range, or leave the option out for its default.")));
 	return (int) number;
 }
@@ -179,7 +190,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (!(p >= 0.0 && p <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p),
+						 errmsg("model option \"abstain_probability\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
 						 errhint("Pass a probability such as 0.9, or leave the option out for the default, %g.",
 								 HL_DEFAULT_ABSTAIN_PROBABILITY)));
 			def->abstain_probability = p;
@@ -207,7 +219,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (!(lambda > 0.0 && lambda <= 1e6))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"prior_precision\" is %g, but must be above 0 and at most 1e6", lambda),
+						 errmsg("model option \"prior_precision\" is %s, but must be above 0 and at most 1e6",
+								hl_json_number_text(&value)),
 						 errhint("Leave it out to choose the prior precision from the data.")));
 			def->prior_precision = lambda;
 		}

@@ -75,6 +75,12 @@ extern void hl_options_parse(Jsonb *options, HlModelDef *def);
 /* Return the number of a JSON option, raising an error unless it is a number. */
 extern double hl_option_number(const char *key, JsonbValue *value);
 
+/*
+ * Return a JSON number as numeric_out prints it, for messages.  Unlike %g,
+ * it shows 2147483648 and 0.1234567 without an exponent or rounding.
+ */
+extern char *hl_json_number_text(const JsonbValue *value);
+
 /* Return an integer JSON option within [min, max], else raise an error. */
 extern int	hl_option_int(const char *key, JsonbValue *value, int min, int max);
 

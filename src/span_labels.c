@@ -18,6 +18,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "catalog.h"
 #include "span_labels.h"
 
 /* Error context: the row whose label is being read. */
@@ -125,9 +126,9 @@ hl_span_offset(JsonbContainer *object, const char *key, int index, const char *r
 	if (number != floor(number) || fabs(number) > (double) PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("span %d of row \"%s\" has \"%s\" %g, which is not an integer offset",
-						index, row_id, key, number),
-				 errhint("Offsets count characters from 0.")));
+				 errmsg("span %d of row \"%s\" has \"%s\" %s, which is not a valid character offset",
+						index, row_id, key, hl_json_number_text(value)),
+				 errhint("Offsets are whole numbers of characters, counted from 0.")));
 	return (int64) number;
 }
 

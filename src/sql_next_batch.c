@@ -161,7 +161,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 10.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"%s\" is %g, but must be from 0 to 10", key, number),
+						 errmsg("option \"%s\" is %s, but must be from 0 to 10",
+								key, hl_json_number_text(&value)),
 						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
 			if (key[0] == 'd')
 				options->density = number;
@@ -173,7 +174,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"epistemic\" is %g, but must be from 0 to 1", number),
+						 errmsg("option \"epistemic\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
 						 errhint("Pass a number from 0 to 1, such as the default 0.5. At 0 the hybrid strategy ranks by the margin alone.")));
 			options->epistemic = number;
 		}
@@ -182,7 +184,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"diversity\" is %g, but must be from 0 to 1", number),
+						 errmsg("option \"diversity\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
 						 errhint("Pass a number from 0 to 1. 0 turns the penalty for similar rows off.")));
 			options->diversity = number;
 		}
@@ -191,7 +194,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number > 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"max_class_share\" is %g, but must be above 0 and at most 1", number),
+						 errmsg("option \"max_class_share\" is %s, but must be above 0 and at most 1",
+								hl_json_number_text(&value)),
 						 errhint("Pass a share of the batch, such as 0.34 for at most a third per predicted label, or 1 for no cap.")));
 			options->max_class_share = number;
 		}
