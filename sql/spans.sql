@@ -214,6 +214,30 @@ UPDATE utterances SET spans = '[{"start": 5, "end": 14, "label": "artist"}, {"st
 WHERE id = 1;
 SELECT version FROM hl_train('slots');
 ROLLBACK;
+-- A span over white space only would tag no token. Row 1 is
+-- "play daft punk on spotify", with a space at 4.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 4, "end": 5, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+-- In row 13, "play мумий тролль on spotify", the space at 10 lies between
+-- multibyte words. The error names the second span of the array, although
+-- it comes first in the text.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 18, "end": 20, "label": "word"}, {"start": 10, "end": 11, "label": "artist"}]'
+WHERE id = 13;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+-- A span with white space around a word is accepted.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 10, "end": 18, "label": "artist"}]' WHERE id = 13;
+SELECT version > 0 AS trained FROM hl_train('slots');
+ROLLBACK;
+-- Evaluation checks labels the same way. U+3000 is an ideographic space.
+BEGIN;
+INSERT INTO gold VALUES ('play adele' || U&'\3000' || 'now', '[{"start": 10, "end": 11, "label": "artist"}]');
+SELECT hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth');
+ROLLBACK;
 
 -- Overlapping spans are accepted by a model created to allow them.
 SELECT hl_create_model('slots_overlap', 'utterances', text_column => 'text', label_column => 'spans',
