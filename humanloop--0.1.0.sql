@@ -174,6 +174,11 @@ SELECT pg_catalog.pg_extension_config_dump('humanloop.evaluations_evaluation_id_
 --
 -- Model definitions
 --
+-- No function is STRICT, so that a NULL model name or other required
+-- argument raises null_value_not_allowed (22004) instead of returning NULL
+-- unnoticed.  A NULL in an argument with a default means that default,
+-- except for the task of hl_create_model; a NULL input text is empty.
+--
 CREATE FUNCTION hl_create_model(
 	name text,
 	relation regclass,
@@ -194,7 +199,7 @@ COMMENT ON FUNCTION hl_create_model(text, regclass, text, text, text, regclass, 
 CREATE FUNCTION hl_drop_model(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'hl_drop_model'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_drop_model(text, boolean) IS
 	'drop a model and all its versions; returns whether a model was dropped';
@@ -202,7 +207,7 @@ COMMENT ON FUNCTION hl_drop_model(text, boolean) IS
 CREATE FUNCTION hl_watch(name text, watch boolean DEFAULT true)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'hl_watch'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_watch(text, boolean) IS
 	'install (or with false remove) the trigger that feeds label changes to the background worker';
@@ -227,7 +232,7 @@ CREATE FUNCTION hl_train(
 	OUT metrics jsonb)
 RETURNS record
 AS 'MODULE_PATHNAME', 'hl_train'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_train(text) IS
 	'fit the posterior of a model to its labelled rows and store it as a new version';
@@ -235,7 +240,7 @@ COMMENT ON FUNCTION hl_train(text) IS
 CREATE FUNCTION hl_rollback(name text, version integer)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'hl_rollback'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION hl_rollback(text, integer) IS
 	'make an earlier version of a model current; returns the version that was current';

@@ -10,6 +10,25 @@ SELECT hl_create_model('', 'tickets', text_column => 'body', label_column => 'ca
 SELECT hl_create_model(repeat('x', 64), 'tickets', text_column => 'body', label_column => 'category');
 SELECT hl_predict(NULL, 'text');
 
+-- A NULL where a value is required raises 22004. A NULL with a default is
+-- that default.
+SELECT * FROM hl_train(NULL);
+SELECT hl_rollback(NULL, 1);
+SELECT hl_rollback('tickets', NULL);
+SELECT hl_drop_model(NULL);
+SELECT hl_drop_model('nope', NULL);
+SELECT hl_watch(NULL);
+SELECT hl_watch('tickets', NULL);
+SELECT hl_create_model(NULL, 'tickets', text_column => 'body', label_column => 'category');
+SELECT hl_create_model('bad', NULL, text_column => 'body', label_column => 'category');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => NULL);
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', task => NULL);
+SELECT * FROM hl_next_batch(NULL, 5);
+SELECT hl_evaluate_spans(NULL, 'tickets');
+SELECT hl_evaluate_spans('tickets', NULL);
+SELECT * FROM hl_status(NULL);
+SELECT * FROM hl_set_abstention(NULL, target_accuracy => 0.9);
+
 -- Missing relations and columns.
 SELECT hl_create_model('bad', 'no_such_table', text_column => 'body', label_column => 'category');
 SELECT hl_create_model('bad', 'tickets', text_column => 'no_such_column', label_column => 'category');
@@ -48,6 +67,8 @@ SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '[1, 2]');
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"abstain_probability": 2}');
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category', options => '{"prior_precision": -1}');
+SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category',
+					   options => '{"char_ngram_min": 4, "char_ngram_max": 3}');
 SELECT count(*) AS no_bad_models FROM hl_models WHERE name = 'bad';
 
 -- Training with no labelled rows explains what is needed.
@@ -73,6 +94,9 @@ SELECT hl_watch('nope');
 SELECT hl_rollback('tickets', 99);
 SELECT hl_rollback('nope', 1);
 
+-- A relation given by an OID that no relation has.
+SELECT hl_evaluate('tickets', 999999::oid::regclass);
+
 -- Next batch arguments.
 SELECT * FROM hl_next_batch('tickets', 0);
 SELECT * FROM hl_next_batch('tickets', 10001);
@@ -81,11 +105,16 @@ SELECT * FROM hl_next_batch('tickets', 5, 'margin', '{"reduction": "mean"}');
 SELECT * FROM hl_next_batch('tickets', NULL);
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"speed": 1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 2}');
+SELECT * FROM hl_next_batch('tickets', 5, 'hybrid', '{"epistemic": 1.5}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"density": -1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"cost": "long"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"max_class_share": 0}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"reserve": "yes"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"candidates": 0}');
+-- Values are printed as written, without rounding or an exponent.
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 2147483648}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 12.5}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 1.0000001}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '"fast"');
 
 -- A damaged posterior is reported, never read.
@@ -142,7 +171,11 @@ SELECT query, sqlstate_of(query) FROM (VALUES
 	('SELECT hl_predict(''unlabelled'', ''x'')'),
 	('SELECT hl_next_batch(''tickets'', 0)'),
 	('SELECT hl_next_batch(''tickets'', 5, ''clever'')'),
-	('SELECT hl_predict(NULL, ''x'')')
+	('SELECT hl_predict(NULL, ''x'')'),
+	('SELECT hl_train(NULL)'),
+	('SELECT hl_rollback(''tickets'', NULL)'),
+	('SELECT hl_drop_model(NULL)'),
+	('SELECT hl_watch(NULL)')
 ) AS q(query);
 
 -- Another role may read a model but neither train nor drop it, and it

@@ -135,6 +135,7 @@ FROM hl_set_abstention('tiny', target_accuracy => 0.9, k => 3);
 SELECT hl_set_abstention('eval', target_accuracy => 0);
 SELECT hl_set_abstention('eval', target_accuracy => 1);
 SELECT hl_set_abstention('eval', target_accuracy => 1.5);
+SELECT hl_set_abstention('eval', target_accuracy => 1.0000001);
 SELECT hl_set_abstention('eval', target_coverage => -0.1);
 SELECT hl_set_abstention('eval', target_coverage => 1);
 SELECT hl_set_abstention('eval', target_accuracy => 'NaN');

@@ -152,6 +152,7 @@ SELECT hl_predict('slots', 'play queen');
 SELECT hl_classify('slots', 'play queen');
 SELECT * FROM hl_predict_spans('tickets', 'play queen');
 SELECT hl_evaluate_spans('tickets', 'utterances');
+SELECT hl_evaluate_spans('slots', 999999::oid::regclass);
 SELECT hl_watch('slots');
 
 -- Bad span labels: each error names the row and the span.
@@ -173,6 +174,10 @@ SELECT version FROM hl_train('slots');
 ROLLBACK;
 BEGIN;
 UPDATE utterances SET spans = '[{"start": 5.5, "end": 9, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 5, "end": 2147483648, "label": "artist"}]' WHERE id = 1;
 SELECT version FROM hl_train('slots');
 ROLLBACK;
 BEGIN;
@@ -208,6 +213,30 @@ BEGIN;
 UPDATE utterances SET spans = '[{"start": 5, "end": 14, "label": "artist"}, {"start": 10, "end": 14, "label": "band"}]'
 WHERE id = 1;
 SELECT version FROM hl_train('slots');
+ROLLBACK;
+-- A span over white space only would tag no token. Row 1 is
+-- "play daft punk on spotify", with a space at 4.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 4, "end": 5, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+-- In row 13, "play мумий тролль on spotify", the space at 10 lies between
+-- multibyte words. The error names the second span of the array, although
+-- it comes first in the text.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 18, "end": 20, "label": "word"}, {"start": 10, "end": 11, "label": "artist"}]'
+WHERE id = 13;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+-- A span with white space around a word is accepted.
+BEGIN;
+UPDATE utterances SET spans = '[{"start": 10, "end": 18, "label": "artist"}]' WHERE id = 13;
+SELECT version > 0 AS trained FROM hl_train('slots');
+ROLLBACK;
+-- Evaluation checks labels the same way. U+3000 is an ideographic space.
+BEGIN;
+INSERT INTO gold VALUES ('play adele' || U&'\3000' || 'now', '[{"start": 10, "end": 11, "label": "artist"}]');
+SELECT hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth');
 ROLLBACK;
 
 -- Overlapping spans are accepted by a model created to allow them.

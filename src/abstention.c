@@ -19,6 +19,7 @@
 
 #include <math.h>
 
+#include "common/shortest_dec.h"
 #include "utils/builtins.h"
 
 #include "abstention.h"
@@ -33,7 +34,7 @@ hl_check_target(const char *name, double value)
 	if (!(value > 0.0 && value < 1.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s %g is out of range", name, value),
+				 errmsg("%s %s is out of range", name, double_to_shortest_decimal(value)),
 				 errdetail("A target is a share strictly between 0 and 1."),
 				 errhint("For example %s => 0.95.", name)));
 }

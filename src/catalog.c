@@ -10,6 +10,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -72,12 +74,31 @@ hl_check_model_name(const char *name)
 	if (name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("model name must not be empty")));
+				 errmsg("model name must not be empty"),
+				 errhint("Pass a name of 1 to %d bytes.", HL_MODEL_NAME_MAX)));
 	if (strlen(name) > HL_MODEL_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model name \"%s\" is too long", name),
-				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX)));
+				 errdetail("Model names are at most %d bytes.", HL_MODEL_NAME_MAX),
+				 errhint("Pass a shorter name.")));
+}
+
+void
+hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 errhint("%s", hint)));
+}
+
+void
+hl_require_model_name(FunctionCallInfo fcinfo, int argno)
+{
+	hl_require_arg(fcinfo, argno, "model name",
+				   "Pass the name of a model. SELECT name FROM hl_models lists the models.");
 }
 
 double
@@ -86,9 +107,18 @@ hl_option_number(const char *key, JsonbValue *value)
 	if (value->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
+				 errmsg("option \"%s\" must be a number", key),
+				 errhint("Write the value as a JSON number without quotes, such as 1.")));
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											  NumericGetDatum(value->val.numeric)));
+}
+
+char *
+hl_json_number_text(const JsonbValue *value)
+{
+	Assert(value->type == jbvNumeric);
+	return DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(value->val.numeric)));
 }
 
 int
@@ -96,11 +126,13 @@ hl_option_int(const char *key, JsonbValue *value, int min, int max)
 {
 	double		number = hl_option_number(key, value);
 
-	if (number != (double) (int) number || number < min || number > max)
+	/* Test the range first, because casting a double outside int's range is undefined. */
+	if (!(number >= min && number <= max) || number != floor(number))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is %g, but must be an integer from %d to %d",
-						key, number, min, max)));
+				 errmsg("option \"%s\" is %s, but must be an integer from %d to %d",
+						key, hl_json_number_text(value), min, max),
+				 errhint("Pass a whole number in that range, or leave the option out for its default.")));
 	return (int) number;
 }
 
@@ -158,7 +190,10 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (!(p >= 0.0 && p <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"abstain_probability\" is %g, but must be from 0 to 1", p)));
+						 errmsg("model option \"abstain_probability\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
+						 errhint("Pass a probability such as 0.9, or leave the option out for the default, %g.",
+								 HL_DEFAULT_ABSTAIN_PROBABILITY)));
 			def->abstain_probability = p;
 		}
 		else if (strcmp(key, "abstention") == 0)
@@ -173,7 +208,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"allow_overlap\" must be true or false")));
+						 errmsg("model option \"allow_overlap\" must be true or false"),
+						 errhint("Write true or false without quotes.")));
 			def->allow_overlap = value.val.boolean;
 		}
 		else if (strcmp(key, "prior_precision") == 0)
@@ -183,7 +219,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (!(lambda > 0.0 && lambda <= 1e6))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"prior_precision\" is %g, but must be above 0 and at most 1e6", lambda),
+						 errmsg("model option \"prior_precision\" is %s, but must be above 0 and at most 1e6",
+								hl_json_number_text(&value)),
 						 errhint("Leave it out to choose the prior precision from the data.")));
 			def->prior_precision = lambda;
 		}
@@ -199,7 +236,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	if (message != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid feature options: %s", message)));
+				 errmsg("invalid feature options: %s", message),
+				 errhint("Pass char_ngram_min and char_ngram_max as a range such as 2 and 5, or both as 0 to turn character n-grams off.")));
 }
 
 /*

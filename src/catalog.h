@@ -75,10 +75,27 @@ extern void hl_options_parse(Jsonb *options, HlModelDef *def);
 /* Return the number of a JSON option, raising an error unless it is a number. */
 extern double hl_option_number(const char *key, JsonbValue *value);
 
+/*
+ * Return a JSON number as numeric_out prints it, for messages.  Unlike %g,
+ * it shows 2147483648 and 0.1234567 without an exponent or rounding.
+ */
+extern char *hl_json_number_text(const JsonbValue *value);
+
 /* Return an integer JSON option within [min, max], else raise an error. */
 extern int	hl_option_int(const char *key, JsonbValue *value, int min, int max);
 
 /* Raise an error unless name is a valid model name. */
 extern void hl_check_model_name(const char *name);
+
+/*
+ * Raise null_value_not_allowed when argument argno is NULL.  name is the
+ * argument as the message shows it, and hint is the errhint text.  The SQL
+ * functions are not STRICT, so a NULL raises this instead of returning NULL.
+ */
+extern void hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+						   const char *hint);
+
+/* Raise null_value_not_allowed when the model name, argument argno, is NULL. */
+extern void hl_require_model_name(FunctionCallInfo fcinfo, int argno);
 
 #endif							/* HL_CATALOG_H */

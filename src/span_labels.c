@@ -18,7 +18,9 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "catalog.h"
 #include "span_labels.h"
+#include "tokenize.h"
 
 /* Error context: the row whose label is being read. */
 static void
@@ -125,10 +127,54 @@ hl_span_offset(JsonbContainer *object, const char *key, int index, const char *r
 	if (number != floor(number) || fabs(number) > (double) PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("span %d of row \"%s\" has \"%s\" %g, which is not an integer offset",
-						index, row_id, key, number),
-				 errhint("Offsets count characters from 0.")));
+				 errmsg("span %d of row \"%s\" has \"%s\" %s, which is not a valid character offset",
+						index, row_id, key, hl_json_number_text(value)),
+				 errhint("Offsets are whole numbers of characters, counted from 0.")));
 	return (int64) number;
+}
+
+/*
+ * A position in a text, to turn character offsets into byte offsets.  Spans
+ * usually come in text order, so the cursor moves on from the last offset
+ * and goes back to the start of the text only for an earlier one.
+ */
+typedef struct HlCharCursor
+{
+	const char *text;
+	size_t		len;
+	int64		chars;			/* character offset of bytes */
+	size_t		bytes;
+} HlCharCursor;
+
+/* Move the cursor to character offset chars and return its byte offset. */
+static size_t
+hl_char_cursor_seek(HlCharCursor *cursor, int64 chars)
+{
+	if (chars < cursor->chars)
+	{
+		cursor->chars = 0;
+		cursor->bytes = 0;
+	}
+	while (cursor->chars < chars && cursor->bytes < cursor->len)
+	{
+		cursor->bytes = Min(cursor->bytes + pg_mblen(cursor->text + cursor->bytes), cursor->len);
+		cursor->chars++;
+	}
+	return cursor->bytes;
+}
+
+/*
+ * Return whether characters start .. end - 1 of the text contain a token of
+ * the tagger.  Counting tokens with the tagger's own tokenizer keeps this
+ * check in step with what white space is to training.
+ */
+static bool
+hl_span_has_token(HlCharCursor *cursor, int64 start, int64 end)
+{
+	size_t		first = hl_char_cursor_seek(cursor, start);
+	size_t		last = hl_char_cursor_seek(cursor, end);
+
+	return hl_tokenize_with_punctuation(cursor->text + first, last - first, NULL, 0) > 0;
 }
 
 /* qsort order of spans: by start, then by end. */
@@ -159,6 +205,7 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 	int			n_elements;
 	int			n = 0;
 	int64		text_chars = pg_mbstrlen_with_len(text, (int) len);
+	HlCharCursor cursor = {text, len, 0, 0};
 
 	context.callback = hl_span_label_context;
 	context.arg = (void *) row_id;
@@ -205,6 +252,14 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 					 errmsg("span %d of row \"%s\" starts at %lld, not before its end %lld",
 							index, row_id, (long long) start, (long long) end),
 					 errhint("\"end\" is exclusive, so a span of one character has end = start + 1.")));
+
+		/* A span over white space only tags no token, so its label learns nothing. */
+		if (!hl_span_has_token(&cursor, start, end))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("span %d of row \"%s\" from %lld to %lld covers only white space",
+							index, row_id, (long long) start, (long long) end),
+					 errhint("Move \"start\" and \"end\" onto the words the span labels, or remove the span.")));
 
 		name = hl_json_field(value.val.binary.data, "label");
 		if (name == NULL || (name->type == jbvString && name->val.string.len == 0))

@@ -28,8 +28,9 @@ extern int32 hl_span_label_id(HlSpanLabelMap *map, const char *name);
  * Parse the span label json (the text of a JSON array such as
  * [{"start": 10, "end": 17, "label": "artist"}]) of the row row_id, whose
  * text text has len bytes.  Every span needs integer "start" and "end" with
- * 0 <= start < end <= the text's length in characters, and a non-empty
- * string "label"; other keys are ignored.  Overlapping spans are an error
+ * 0 <= start < end <= the text's length in characters, covering at least
+ * one character that is not white space, and a non-empty string "label";
+ * other keys are ignored.  Overlapping spans are an error
  * unless allow_overlap.  Labels are added to map.  Returns the spans sorted
  * by start (then end) and sets *n_spans; an empty array gives none.
  */

@@ -96,10 +96,7 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name must not be null")));
+	hl_require_model_name(fcinfo, 0);
 
 	/* Check the arguments before reading any row. */
 	memset(&target, 0, sizeof(target));

@@ -184,10 +184,7 @@ hl_evaluate(PG_FUNCTION_ARGS)
 	StringInfoData json;
 	char	   *result;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name must not be null")));
+	hl_require_model_name(fcinfo, 0);
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);
@@ -283,7 +280,8 @@ hl_evaluate(PG_FUNCTION_ARGS)
 		if (get_rel_name(relation) == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation with OID %u does not exist", relation)));
+					 errmsg("relation with OID %u does not exist", relation),
+					 errhint("Pass the name of an existing table or view, such as 'public.tickets_test'.")));
 		relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relation)),
 											 get_rel_name(relation));
 		if (!PG_ARGISNULL(2))

@@ -25,16 +25,6 @@ hl_arg_cstring(FunctionCallInfo fcinfo, int argno)
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
-/* Raise an error naming a required argument that is NULL. */
-static void
-hl_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
 /*
  * hl_create_model(name, relation, text_column, label_column, id_column,
  *				   labels_relation, labels_id_column, task, options)
@@ -45,11 +35,16 @@ hl_create_model(PG_FUNCTION_ARGS)
 	HlModelDef	def;
 	Jsonb	   *options;
 
-	hl_require_arg(fcinfo, 0, "model name");
-	hl_require_arg(fcinfo, 1, "relation");
-	hl_require_arg(fcinfo, 2, "text_column");
-	hl_require_arg(fcinfo, 3, "label_column");
-	hl_require_arg(fcinfo, 7, "task");
+	hl_require_arg(fcinfo, 0, "model name",
+				   "Pass a name of 1 to 63 bytes for the new model.");
+	hl_require_arg(fcinfo, 1, "relation",
+				   "Pass the table or view that contains the texts, such as 'public.tickets'.");
+	hl_require_arg(fcinfo, 2, "text_column",
+				   "Pass the name of the column that contains the texts.");
+	hl_require_arg(fcinfo, 3, "label_column",
+				   "Pass the name of the column that contains the labels.");
+	hl_require_arg(fcinfo, 7, "task",
+				   "Pass 'classification' or 'spans', or leave task out for 'classification'.");
 
 	memset(&def, 0, sizeof(def));
 	def.name = hl_arg_cstring(fcinfo, 0);
@@ -86,13 +81,17 @@ hl_create_model(PG_FUNCTION_ARGS)
 }
 
 /*
- * hl_drop_model(name, if_exists)
+ * hl_drop_model(name, if_exists).  A NULL if_exists is its default, false.
  */
 Datum
 hl_drop_model(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		if_exists = PG_GETARG_BOOL(1);
+	char	   *name;
+	bool		if_exists;
+
+	hl_require_model_name(fcinfo, 0);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if_exists = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 
 	/* Triggers left behind would reject every later label change. */
 	if (hl_catalog_model_exists(name))

@@ -119,7 +119,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"reserve\" must be true or false")));
+						 errmsg("option \"reserve\" must be true or false"),
+						 errhint("Write true or false without quotes.")));
 			options->reserve = value.val.boolean;
 			continue;
 		}
@@ -160,7 +161,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 10.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"%s\" is %g, but must be from 0 to 10", key, number),
+						 errmsg("option \"%s\" is %s, but must be from 0 to 10",
+								key, hl_json_number_text(&value)),
 						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
 			if (key[0] == 'd')
 				options->density = number;
@@ -172,7 +174,9 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"epistemic\" is %g, but must be from 0 to 1", number)));
+						 errmsg("option \"epistemic\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
+						 errhint("Pass a number from 0 to 1, such as the default 0.5. At 0 the hybrid strategy ranks by the margin alone.")));
 			options->epistemic = number;
 		}
 		else if (strcmp(key, "diversity") == 0)
@@ -180,7 +184,9 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number >= 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"diversity\" is %g, but must be from 0 to 1", number)));
+						 errmsg("option \"diversity\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
+						 errhint("Pass a number from 0 to 1. 0 turns the penalty for similar rows off.")));
 			options->diversity = number;
 		}
 		else if (strcmp(key, "max_class_share") == 0)
@@ -188,7 +194,9 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (!(number > 0.0 && number <= 1.0))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"max_class_share\" is %g, but must be above 0 and at most 1", number)));
+						 errmsg("option \"max_class_share\" is %s, but must be above 0 and at most 1",
+								hl_json_number_text(&value)),
+						 errhint("Pass a share of the batch, such as 0.34 for at most a third per predicted label, or 1 for no cap.")));
 			options->max_class_share = number;
 		}
 		else
@@ -573,10 +581,9 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name and n must not be null")));
+	hl_require_model_name(fcinfo, 0);
+	hl_require_arg(fcinfo, 1, "n",
+				   psprintf("Pass the number of rows to return, from 1 to %d.", HL_MAX_BATCH));
 
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	n = PG_GETARG_INT32(1);

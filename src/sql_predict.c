@@ -16,6 +16,7 @@
 #include "utils/tuplestore.h"
 
 #include "abstention.h"
+#include "catalog.h"
 #include "model_cache.h"
 
 PG_FUNCTION_INFO_V1(hl_predict);
@@ -30,10 +31,7 @@ hl_score_args(FunctionCallInfo fcinfo, HlPrediction *prediction)
 	const char *body = "";
 	size_t		len = 0;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name must not be null")));
+	hl_require_model_name(fcinfo, 0);
 	model = hl_model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
 	if (hl_model_is_spans(model))
 		ereport(ERROR,

@@ -61,10 +61,7 @@ hl_predict_spans(PG_FUNCTION_ARGS)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name must not be null")));
+	hl_require_model_name(fcinfo, 0);
 
 	model = hl_model_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
 	hl_require_spans(model, text_to_cstring(PG_GETARG_TEXT_PP(0)));
@@ -180,10 +177,9 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 	int32	   *order;
 	MemoryContext call_context = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model name and relation must not be null")));
+	hl_require_model_name(fcinfo, 0);
+	hl_require_arg(fcinfo, 1, "relation",
+				   "Pass the table or view that contains the labelled texts to evaluate on.");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	relid = PG_GETARG_OID(1);
 
@@ -197,7 +193,8 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 	if (get_rel_name(relid) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass the name of an existing table or view, such as 'public.utterances_test'.")));
 
 	text_column = hl_eval_column(relid, PG_ARGISNULL(2) ? def->text_column
 								 : text_to_cstring(PG_GETARG_TEXT_PP(2)), "text_column");

@@ -21,7 +21,7 @@ PG_FUNCTION_INFO_V1(hl_train);
 Datum
 hl_train(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
 	HlModelDef *def;
 	HlTrainResult result;
 	TupleDesc	tupdesc;
@@ -31,6 +31,8 @@ hl_train(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
+	hl_require_model_name(fcinfo, 0);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
 	hl_source_check(def);

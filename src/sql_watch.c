@@ -75,13 +75,14 @@ hl_drop_watch_triggers(const HlModelDef *def)
 }
 
 /*
- * hl_watch(name, watch) returns whether the model is watched afterwards
+ * hl_watch(name, watch) returns whether the model is watched afterwards.
+ * A NULL watch is its default, true.
  */
 Datum
 hl_watch(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		watch = PG_GETARG_BOOL(1);
+	char	   *name;
+	bool		watch;
 	HlModelDef *def;
 	Oid			relid;
 	const char *rel;
@@ -90,6 +91,9 @@ hl_watch(PG_FUNCTION_ARGS)
 	const char *args;
 	char		relkind;
 
+	hl_require_model_name(fcinfo, 0);
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	watch = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
 
@@ -254,10 +258,15 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 Datum
 hl_rollback(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		version = PG_GETARG_INT32(1);
+	char	   *name;
+	int32		version;
 	HlModelDef *def;
 
+	hl_require_model_name(fcinfo, 0);
+	hl_require_arg(fcinfo, 1, "version",
+				   "Pass the number of a stored version. hl_model_versions lists them.");
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	version = PG_GETARG_INT32(1);
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
 	PG_RETURN_INT32(hl_catalog_set_current_version(def, version));
