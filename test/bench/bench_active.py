@@ -73,6 +73,8 @@ STRATEGIES = [
     ("least_confidence", "least_confidence", {}),
     ("margin + diversity 0.3", "margin", {"diversity": 0.3}),
     ("margin + density 1", "margin", {"density": 1}),
+    ("margin + class share 0.1", "margin", {"max_class_share": 0.1}),
+    ("margin + class share 0.04", "margin", {"max_class_share": 0.04}),
 ]
 
 # Batch options that hl_next_batch uses when a key is absent (src/sql_next_batch.c,

@@ -3,6 +3,10 @@
 
 Usage (as root, with Debian's interpreter):
     /usr/bin/python3 test/bench/bench_spans.py SNIPS_DIR [--root DIR] [--out FILE]
+    /usr/bin/python3 test/bench/bench_spans.py --from-record [--record FILE] [--out FILE]
+
+The measurements go to --record as JSON too, so --from-record rebuilds the
+page (for example after its hand-written text below changes) without a rerun.
 
 SNIPS_DIR contains train/ and test/, each with seq.in (whitespace-separated
 words, one utterance per line) and seq.out (one BIO tag per word).  Spans
@@ -12,8 +16,10 @@ Measured, in one throwaway cluster built from the committed tree:
   * span micro-F1 (exact match) on test after training on all of train;
   * hl_predict_spans throughput in sentences per second through SQL;
   * the active-learning simulation: the train split is the pool, its labels
-    hidden in a side table; rounds of --batch sentences up to --max-labels,
-    with the 'random' strategy against the default of hl_next_batch, and
+    hidden in a side table; rounds of --batch sentences up to --max-labels
+    for 'random', which then goes on over nested random subsets
+    (--random-extend), and up to --strategy-max for the default of
+    hl_next_batch and
     optionally other strategies, written STRATEGY[/REDUCTION][+OPTION=VALUE...]
     (e.g. margin/mean: token margins averaged instead of summed;
     margin/max+diversity=0.3: with the batch option diversity 0.3).
@@ -21,6 +27,7 @@ Measured, in one throwaway cluster built from the committed tree:
     features with the same BIO-constrained decoding, trained on all of train.
 """
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -224,29 +231,48 @@ def throughput(cur, repeats):
     return n / best, n
 
 
-def simulate(cur, strategy, seed, batch, max_labels, n_pool):
-    """Run one active-learning curve; return [(labelled sentences, F1)]."""
+def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
+    """Run one active-learning curve in its own connection; return [(labelled sentences, F1)].
+
+    After max_labels, extend lists further pool sizes.  The curve reaches
+    each in one step of the same strategy, so random's curve goes on over
+    nested random subsets.  A size of the pool or more labels every row.
+    """
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SET humanloop.reservation_timeout = 0")
     model = "al_" + re.sub(r"[^a-z0-9]", "_", strategy.lower()) + f"_{seed}"
-    cur.execute("DROP TABLE IF EXISTS al_pool")
-    cur.execute("CREATE TABLE al_pool AS SELECT id, text, NULL::jsonb AS spans FROM snips_train")
-    cur.execute("ALTER TABLE al_pool ADD PRIMARY KEY (id)")
-    cur.execute("SELECT hl_create_model(%s, 'al_pool', text_column => 'text',"
-                " label_column => 'spans', task => 'spans')", (model,))
+    pool = "pool_" + model
+    cur.execute(f"CREATE TABLE {pool} AS SELECT id, text, NULL::jsonb AS spans FROM snips_train")
+    cur.execute(f"ALTER TABLE {pool} ADD PRIMARY KEY (id)")
+    cur.execute("SELECT hl_create_model(%s, %s, text_column => 'text',"
+                " label_column => 'spans', task => 'spans')", (model, pool))
     rng = random.Random(seed)
     chosen = rng.sample(range(1, n_pool + 1), batch)
+    sizes = list(range(2 * batch, max_labels + 1, batch)) + [n for n in extend if n > max_labels]
     curve = []
     labelled = 0
     while True:
-        cur.execute("UPDATE al_pool p SET spans = t.spans FROM snips_train t"
-                    " WHERE p.id = t.id AND p.id = ANY(%s)", (chosen,))
-        labelled += len(chosen)
+        if chosen is None:
+            cur.execute(f"UPDATE {pool} p SET spans = t.spans FROM snips_train t"
+                        " WHERE p.id = t.id AND p.spans IS NULL")
+            labelled = n_pool
+        else:
+            cur.execute(f"UPDATE {pool} p SET spans = t.spans FROM snips_train t"
+                        " WHERE p.id = t.id AND p.id = ANY(%s)", (chosen,))
+            labelled += len(chosen)
         cur.execute("SELECT version FROM hl_train(%s)", (model,))
         cur.execute("SELECT (hl_evaluate_spans(%s, 'snips_test')->>'f1')::float8", (model,))
         f1 = cur.fetchone()[0]
         curve.append((labelled, f1))
         print(f"  {strategy} seed {seed}: {labelled} sentences, F1 {f1:.4f}", flush=True)
-        if labelled >= max_labels:
+        sizes = [n for n in sizes if n > labelled]
+        if not sizes or labelled >= n_pool:
             break
+        if sizes[0] >= n_pool:
+            chosen = None
+            continue
         options = {"reserve": False, "seed": seed}
         name, *extra = strategy.split("+")
         name, _, reduction = name.partition("/")
@@ -256,12 +282,15 @@ def simulate(cur, strategy, seed, batch, max_labels, n_pool):
             key, _, value = setting.partition("=")
             options[key] = json.loads(value)
         options = json.dumps(options)
+        want = sizes[0] - labelled
         if name == "default":
-            cur.execute("SELECT id FROM hl_next_batch(%s, %s, options => %s)", (model, batch, options))
+            cur.execute("SELECT id FROM hl_next_batch(%s, %s, options => %s)", (model, want, options))
         else:
-            cur.execute("SELECT id FROM hl_next_batch(%s, %s, %s, %s)", (model, batch, name, options))
+            cur.execute("SELECT id FROM hl_next_batch(%s, %s, %s, %s)", (model, want, name, options))
         chosen = [int(r[0]) for r in cur.fetchall()]
     cur.execute("SELECT hl_drop_model(%s)", (model,))
+    cur.execute(f"DROP TABLE {pool}")
+    conn.close()
     return curve
 
 
@@ -376,23 +405,52 @@ def sklearn_baseline(train, test):
 
 
 def first_reaching(curve, target):
-    """Return the smallest labelled count whose F1 reaches target, or None."""
+    """Return the labelled count at which F1 first reaches target, or None.
+
+    Linear interpolation between the two rounds around the crossing, as
+    docs/active-learning.md does for accuracy.
+    """
+    previous = None
     for n, f1 in curve:
         if f1 >= target:
-            return n
+            if previous is None:
+                return n
+            n0, f0 = previous
+            return n0 + (n - n0) * (target - f0) / (f1 - f0)
+        previous = (n, f1)
     return None
 
 
-def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rate,
-                 curves, baseline_f1, seeds):
-    """Write the results page."""
-    evaluation = full
+def shown_options(argv, args):
+    """Return the command-line options as the report shows them: no paths of this machine."""
+    shown = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--root", "--out", "--record", "--commit"):
+            skip = True
+        elif a != args.snips_dir and not a.split("=")[0] in ("--root", "--out", "--record", "--commit"):
+            shown.append(a)
+    return " ".join(shown)
+
+
+CHECKPOINTS = (100, 200, 300, 500, 700, 1000, 1500, 2000, 2500, 3000, 3500, 4000,
+               5000, 6000, 8000, 10000)
+
+
+def write_report(path, results):
+    """Write the results page from the record that main() saves."""
+    evaluation = results["full"]
+    metrics = results["metrics"]
+    rate = results["rate"]
+    baseline_f1 = results["baseline_f1"]
     lines = [
         "# Span models on snips",
         "",
         "Written by `test/bench/bench_spans.py` "
-        f"(`/usr/bin/python3 test/bench/bench_spans.py SNIPS_DIR`), revision {revision}, "
-        f"on {platform.machine()} with {os.cpu_count()} cores shared with other builds and "
+        f"(`/usr/bin/python3 test/bench/bench_spans.py SNIPS_DIR`), revision {results['revision']}, "
+        f"on {results['machine']} with {results['cores']} cores shared with other builds and "
         "benchmarks, so every timing is noisy.",
         "",
         "Data: the snips slot-filling splits (13,084 training and 700 test utterances), BIO word "
@@ -404,10 +462,11 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
         "|---|---|",
         f"| span micro-F1 on test (exact match) | {evaluation['f1']:.4f} |",
         f"| precision / recall | {evaluation['precision']:.4f} / {evaluation['recall']:.4f} |",
-        f"| hl_train seconds | {train_seconds:.1f} |",
+        f"| hl_train seconds | {results['train_seconds']:.1f} |",
         f"| training tokens | {metrics.get('training_tokens')} |",
         f"| feature buckets | {metrics.get('feature_buckets')} |",
-        f"| hl_predict_spans, sentences per second through SQL | {rate:.0f} (best of 3 scans of {n_rate} test sentences) |",
+        f"| hl_predict_spans, sentences per second through SQL | {rate:.0f} "
+        f"(best of 3 scans of {results['rate_sentences']} test sentences) |",
     ]
     if baseline_f1 is not None:
         lines.append(f"| scikit-learn per-token logistic regression, same decoding | {baseline_f1:.4f} |")
@@ -417,48 +476,97 @@ def write_report(path, args, revision, full, train_seconds, metrics, rate, n_rat
                   else f"missed by {0.92 - evaluation['f1']:.3f}")
     lines += ["", f"Targets: span F1 at least 0.92 ({f1_verdict}); at least 5,000 sentences per second "
               f"({'met' if rate >= 5000 else 'missed'}).", ""]
+    curves = results["curves"]
     if curves:
-        sizes = sorted({n for c in curves.values() for n, _ in c})
-        lines += ["## Active learning", "",
-                  f"Pool: the training split with its labels hidden in a side table; rounds of "
-                  f"{args.batch} sentences up to {args.max_labels}; the first batch random; "
-                  f"{len(seeds)} seed(s); F1 on the test split after each round.  "
-                  "`default` is hl_next_batch's default strategy (margin, the maximum over tokens); "
-                  "a name like `margin/mean` is a strategy with the batch option `reduction`.",
-                  "", "| sentences | " + " | ".join(curves) + " |",
-                  "|---" * (len(curves) + 1) + "|"]
-        for n in sizes:
-            row = [f"{dict(c).get(n, float('nan')):.4f}" for c in curves.values()]
-            lines.append(f"| {n} | " + " | ".join(row) + " |")
-        target = 0.95 * evaluation["f1"]
-        lines += ["", f"95% of the full-data F1 is {target:.4f}."]
-        for name, curve in curves.items():
-            reached = first_reaching(curve, target)
-            at_1000 = dict(curve).get(1000)
-            lines.append(f"* `{name}`: F1 {at_1000:.4f} at 1,000 sentences; reaches 95% at "
-                         f"{reached if reached else 'more than ' + str(args.max_labels)} sentences.")
-        lines.append("")
+        lines += active_learning_section(results, curves, 0.95 * evaluation["f1"])
     lines += METHOD.splitlines()
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
 
+def active_learning_section(results, curves, target):
+    """Return the lines of the learning-curve table and the labels-to-95% summary."""
+    args = results["args"]
+    seeds = results["seeds"]
+    sizes = sorted({n for c in curves.values() for n, _ in c})
+    shown = [n for n in sizes if n in CHECKPOINTS or n == sizes[-1]]
+
+    lines = ["## Active learning", "",
+             f"Pool: the training split with its labels hidden in a side table; rounds of "
+             f"{args['batch']} sentences, the first batch random; {len(seeds)} seed(s); "
+             f"F1 on the test split after each round, the mean over the seeds.  Random goes up to "
+             f"{args['max_labels']} sentences in rounds and then on over nested random subsets "
+             f"(the same seeded random strategy asked for the rest of each size); the other "
+             f"strategies go up to {args['strategy_max']} sentences.  `default` is hl_next_batch "
+             "without a strategy (least_confidence with the reduction max for span models); a "
+             "name like `margin/mean` is a strategy with the batch option `reduction`.  "
+             "Command: `" + results["command"] + "`.",
+             "", "| sentences | " + " | ".join(curves) + " |",
+             "|---" * (len(curves) + 1) + "|"]
+
+    for n in shown:
+        row = []
+        for c in curves.values():
+            value = dict(c).get(n)
+            row.append("" if value is None else f"{value:.4f}")
+        lines.append(f"| {n:,} | " + " | ".join(row) + " |")
+    lines += ["", f"95% of the full-data F1 is {target:.4f}.  Sentences needed come from linear "
+              "interpolation between the rounds around the crossing of the mean curve.", ""]
+
+    reached = {name: first_reaching(curve, target) for name, curve in curves.items()}
+    for name, curve in curves.items():
+        at_1000 = dict(curve).get(1000)
+        at_1000 = "not measured" if at_1000 is None else f"{at_1000:.4f}"
+        where = (f"{reached[name]:,.0f}" if reached[name]
+                 else f"more than {curve[-1][0]:,}")
+        lines.append(f"* `{name}`: F1 {at_1000} at 1,000 sentences; reaches 95% at "
+                     f"{where} sentences.")
+    if reached.get("random") and reached.get("default"):
+        share = reached["default"] / reached["random"]
+        lines += ["", f"The default needs {share:.2f} of the sentences random sampling needs "
+                  f"(savings {1 / share:.2f}); target at most 0.5 "
+                  f"({'met' if share <= 0.5 else 'missed'})."]
+    lines.append("")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("snips_dir")
-    parser.add_argument("--root", default="/work/pgroot-wt6-bench",
+    parser.add_argument("snips_dir", nargs="?")
+    parser.add_argument("--root", default="/var/tmp/humanloop-bench/spans/root",
                         help="private install root, built from --commit when missing")
     parser.add_argument("--commit", default="HEAD")
     parser.add_argument("--out", default="docs/spans.md")
     parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--max-labels", type=int, default=2000)
+    parser.add_argument("--max-labels", type=int, default=2000,
+                        help="rounds of random sampling go up to this many sentences")
+    parser.add_argument("--strategy-max", type=int, default=None,
+                        help="rounds of the other strategies go up to this many (default --max-labels)")
+    parser.add_argument("--random-extend", default="",
+                        help="comma-separated pool sizes random reaches after --max-labels, one "
+                             "step each (nested subsets); a size of the pool or more labels every row")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="curves run at once, each in its own connection")
     parser.add_argument("--strategies", default="random,default",
                         help="comma-separated STRATEGY[/REDUCTION][+OPTION=VALUE...], REDUCTION"
                              " sum, mean or max, OPTION a batch option of hl_next_batch"
                              " with a JSON value, e.g. margin/max+diversity=0.3")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--record", default="/var/tmp/humanloop-bench/spans/record.json",
+                        help="JSON file the measurements are saved to")
+    parser.add_argument("--from-record", action="store_true",
+                        help="rebuild --out from --record without measuring")
     args = parser.parse_args()
+
+    if args.from_record:
+        with open(args.record, encoding="utf-8") as f:
+            write_report(args.out, json.load(f))
+        return
+    if not args.snips_dir:
+        parser.error("SNIPS_DIR is required unless --from-record is given")
+    strategy_max = args.strategy_max or args.max_labels
+    extend = [int(n) for n in args.random_extend.split(",") if n]
 
     train = read_split(os.path.join(args.snips_dir, "train"))
     test = read_split(os.path.join(args.snips_dir, "test"))
@@ -477,22 +585,43 @@ def main():
         conn.autocommit = True
         cur = conn.cursor()
         cur.execute("CREATE EXTENSION humanloop")
-        cur.execute("SET humanloop.reservation_timeout = 0")
         load_table(cur, "snips_train", train)
         load_table(cur, "snips_test", test)
         evaluation, seconds, metrics = full_data(cur)
         print(f"full F1 {evaluation['f1']:.4f} in {seconds:.1f} s", flush=True)
         rate, n_rate = throughput(cur, 3)
         print(f"throughput {rate:.0f} sentences/s", flush=True)
-        curves = {}
+        conn.close()
+
         seeds = list(range(1, args.seeds + 1))
-        for strategy in [s for s in args.strategies.split(",") if s]:
-            runs = [simulate(cur, strategy, seed, args.batch, args.max_labels, len(train)) for seed in seeds]
+        strategies = [s for s in args.strategies.split(",") if s]
+        jobs = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for strategy in strategies:
+                for seed in seeds:
+                    if strategy == "random":
+                        limit, more = args.max_labels, extend
+                    else:
+                        limit, more = strategy_max, ()
+                    jobs[(strategy, seed)] = pool.submit(simulate, dsn, strategy, seed, args.batch,
+                                                         limit, len(train), more)
+        curves = {}
+        for strategy in strategies:
+            runs = [jobs[(strategy, seed)].result() for seed in seeds]
             curves[strategy] = [(n, sum(r[i][1] for r in runs) / len(runs))
                                 for i, (n, _) in enumerate(runs[0])]
-        conn.close()
-    write_report(args.out, args, revision, evaluation, seconds, metrics, rate, n_rate,
-                 curves, baseline_f1, seeds)
+
+    results = {
+        "revision": revision, "machine": platform.machine(), "cores": os.cpu_count(),
+        "command": "/usr/bin/python3 test/bench/bench_spans.py SNIPS_DIR " + shown_options(sys.argv[1:], args),
+        "args": {"batch": args.batch, "max_labels": args.max_labels, "strategy_max": strategy_max},
+        "seeds": seeds, "full": evaluation, "train_seconds": seconds, "metrics": metrics,
+        "rate": rate, "rate_sentences": n_rate, "baseline_f1": baseline_f1, "curves": curves,
+    }
+    os.makedirs(os.path.dirname(args.record), exist_ok=True)
+    with open(args.record, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    write_report(args.out, results)
 
 
 if __name__ == "__main__":
