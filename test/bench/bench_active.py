@@ -60,9 +60,11 @@ DEFAULT_RESULTS = "/var/tmp/humanloop-bench/active"
 DEFAULT_OUT = os.path.join(REPOSITORY, "docs", "active-learning.md")
 
 # The candidates compared: (name in the report, strategy, options).  A new
-# candidate is one more line.  The options are passed to every hl_next_batch
+# candidate is one more line.  Strategy None calls hl_next_batch without one,
+# so the candidate is whatever the extension's default is.  The options are passed to every hl_next_batch
 # call of the run after the cold start, together with {"seed": S, "reserve": false}.
 STRATEGIES = [
+    ("default", None, {}),
     ("random", "random", {}),
     ("margin", "margin", {}),
     ("entropy", "entropy", {}),
@@ -75,6 +77,7 @@ STRATEGIES = [
     ("margin + density 1", "margin", {"density": 1}),
     ("margin + class share 0.1", "margin", {"max_class_share": 0.1}),
     ("margin + class share 0.04", "margin", {"max_class_share": 0.04}),
+    ("margin + class share 0.02", "margin", {"max_class_share": 0.02}),
 ]
 
 # Batch options that hl_next_batch uses when a key is absent (src/sql_next_batch.c,
@@ -676,6 +679,8 @@ def default_candidate():
     defaults = dict(BATCH_OPTION_DEFAULTS)
     defaults.update(options)
     for name, candidate_strategy, candidate_options in STRATEGIES:
+        if candidate_strategy is None:
+            return name
         effective = dict(BATCH_OPTION_DEFAULTS)
         effective.update(candidate_options)
         if candidate_strategy == strategy and effective == defaults:
@@ -839,7 +844,8 @@ def section(data, summary, image, default_name):
     for name in names:
         values = summary[name]
         strategy, options = options_by_name[name]
-        call = f"`'{strategy}'`" + (f" `{json.dumps(options)}`" if options else "")
+        call = ("NULL" if strategy is None else f"`'{strategy}'`") + (
+            f" `{json.dumps(options)}`" if options else "")
         cells = [format_number(values["at"][c]) for c in CHECKPOINTS]
         lines.append(f"| {label(name)} | {call} | {values['seeds']} | " + " | ".join(cells)
                      + f" | {format_number(values['auc'])} |")
@@ -883,8 +889,9 @@ def choosing_the_default(all_data, default_name):
     """Return the Markdown lines of the section that compares the candidates for the default."""
     lines = ["## Choosing the default", ""]
     strategy, options = sql_default()
-    lines.append(f"The current SQL default is `hl_next_batch(name, n)` = strategy `'{strategy}'`"
-                 f" with options `{json.dumps(options)}`"
+    lines.append("The current SQL default is `hl_next_batch(name, n)` with strategy NULL, which a"
+                 f" classifier resolves to `'{strategy}'` with a class cap (⌈2 n / classes⌉ rows"
+                 f" per predicted label, `src/sql_next_batch.c`) and options `{json.dumps(options)}`"
                  + (f", the candidate **{default_name}**." if default_name else
                     ", which is none of the candidates above.")
                  + " It is read from `humanloop--0.1.0.sql` when this page is built; the commit"
