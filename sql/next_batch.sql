@@ -15,14 +15,9 @@ SELECT count(DISTINCT CASE WHEN b.id::int <= 12 THEN 'card' WHEN b.id::int <= 24
 FROM hl_next_batch('fresh', 6) b;
 
 -- After training: only unlabelled rows, best first, with predictions.
--- The default strategy is margin, with each predicted label capped at
--- ceil(2 n / classes) rows: 2 of 3 here.  An explicit cap replaces it.
+-- The default strategy is margin.
 SELECT bool_and(abs(d.score - m.score) < 1e-12) AS default_is_margin
 FROM hl_next_batch('tickets', 12) d JOIN hl_next_batch('tickets', 12, 'margin') m USING (id);
-SELECT max(per_class) <= 2 AS default_capped
-FROM (SELECT label, count(*) AS per_class FROM hl_next_batch('tickets', 3) GROUP BY label) c;
-SELECT (SELECT array_agg(id ORDER BY id) FROM hl_next_batch('tickets', 3, options => '{"max_class_share": 1}'))
-	   = (SELECT array_agg(id ORDER BY id) FROM hl_next_batch('tickets', 3, 'margin')) AS explicit_cap_wins;
 SELECT count(*) AS rows, bool_and(t.category IS NULL) AS all_unlabelled
 FROM hl_next_batch('tickets', 5) b JOIN tickets t ON t.id = b.id::integer;
 

@@ -37,7 +37,6 @@ typedef struct HlBatchOptions
 	double		diversity;		/* weight of the similarity penalty, 0..1 */
 	double		cost;			/* exponent of the effort divisor; 0: off */
 	double		max_class_share;	/* of one predicted class in a batch, (0, 1] */
-	bool		max_class_share_given;	/* set by the caller, not defaulted */
 	bool		reserve;		/* reserve the returned rows */
 	uint32		candidates;		/* rows kept for the second stage */
 	uint64		seed;

@@ -57,15 +57,6 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_DEFAULT_CLASSIFICATION_STRATEGY "margin"
 #define HL_DEFAULT_SPAN_STRATEGY "least_confidence"
 
-/*
- * With the default strategy, a predicted class of a classifier takes at most
- * this many times its even share of the batch, ceil(2 n / classes) rows,
- * unless the options set max_class_share.  On banking77 (77 intents, 2 rows
- * of 50) it raised the area under the learning curve in both scenarios of
- * docs/active-learning.md; with few classes it seldom binds.
- */
-#define HL_DEFAULT_CLASS_SHARE_FACTOR 2.0
-
 #define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
 static int	hl_reservation_timeout = 900;
@@ -85,15 +76,6 @@ hl_next_batch_init(void)
 							NULL, NULL, NULL);
 }
 
-/* The default strategy's class cap for a batch of n rows over n_labels classes. */
-static double
-hl_default_class_share(int n, uint32 n_labels)
-{
-	double		rows = ceil(HL_DEFAULT_CLASS_SHARE_FACTOR * n / Max(n_labels, 1));
-
-	return Min(1.0, rows / n);
-}
-
 /* Fill options with the defaults, then the keys of the options jsonb. */
 static void
 hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
@@ -107,7 +89,6 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	options->diversity = 0.0;
 	options->cost = 0.0;
 	options->max_class_share = 1.0;
-	options->max_class_share_given = false;
 	options->reserve = true;
 	options->candidates = (uint32) Min(Max(10 * n, 500), HL_MAX_CANDIDATES);
 	options->seed = 0;
@@ -217,7 +198,6 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 								hl_json_number_text(&value)),
 						 errhint("Pass a share of the batch, such as 0.34 for at most a third per predicted label, or 1 for no cap.")));
 			options->max_class_share = number;
-			options->max_class_share_given = true;
 		}
 		else
 			ereport(ERROR,
@@ -645,9 +625,6 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			options.reduction_given = true;
 		}
 	}
-	if (PG_ARGISNULL(2) && model != NULL && !hl_model_is_spans(model) &&
-		!options.max_class_share_given)
-		options.max_class_share = hl_default_class_share(n, model->n_labels);
 	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

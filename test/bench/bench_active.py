@@ -61,10 +61,10 @@ DEFAULT_OUT = os.path.join(REPOSITORY, "docs", "active-learning.md")
 
 # The candidates compared: (name in the report, strategy, options).  A new
 # candidate is one more line.  Strategy None calls hl_next_batch without one,
-# so the candidate is whatever the extension's default is.  The options are passed to every hl_next_batch
+# so the candidate is whatever the extension's default is; the report marks
+# an explicit candidate equal to the default instead when there is one.  The options are passed to every hl_next_batch
 # call of the run after the cold start, together with {"seed": S, "reserve": false}.
 STRATEGIES = [
-    ("default", None, {}),
     ("random", "random", {}),
     ("margin", "margin", {}),
     ("entropy", "entropy", {}),
@@ -78,6 +78,7 @@ STRATEGIES = [
     ("margin + class share 0.1", "margin", {"max_class_share": 0.1}),
     ("margin + class share 0.04", "margin", {"max_class_share": 0.04}),
     ("margin + class share 0.02", "margin", {"max_class_share": 0.02}),
+    ("default", None, {}),
 ]
 
 # Batch options that hl_next_batch uses when a key is absent (src/sql_next_batch.c,
@@ -679,11 +680,12 @@ def default_candidate():
     defaults = dict(BATCH_OPTION_DEFAULTS)
     defaults.update(options)
     for name, candidate_strategy, candidate_options in STRATEGIES:
-        if candidate_strategy is None:
-            return name
         effective = dict(BATCH_OPTION_DEFAULTS)
         effective.update(candidate_options)
         if candidate_strategy == strategy and effective == defaults:
+            return name
+    for name, candidate_strategy, _ in STRATEGIES:
+        if candidate_strategy is None:
             return name
     return None
 
@@ -760,7 +762,7 @@ def plot(data, summary, path, title, default_name):
         ys = [y for _, y in values["curve"]]
         style = "--" if name == "random" else "-"
         if name == default_name:
-            left.plot(xs, ys, style, label=f"{name} (default)", linewidth=2.8)
+            left.plot(xs, ys, style, label=name if name == "default" else f"{name} (default)", linewidth=2.8)
         else:
             left.plot(xs, ys, style, label=name, linewidth=1.4)
 
@@ -800,7 +802,9 @@ def section(data, summary, image, default_name):
 
     def label(name):
         """Return the candidate's name, marked when it is the SQL default."""
-        return f"**{name}** (default)" if name == default_name else name
+        if name != default_name:
+            return name
+        return f"**{name}**" if name == "default" else f"**{name}** (default)"
 
     lines = [f"### {meta['dataset']}, {meta['scenario']}", ""]
     lines.append(f"Pool {meta['train_rows']:,} rows, test {meta['test_rows']:,} rows, "
@@ -890,8 +894,8 @@ def choosing_the_default(all_data, default_name):
     lines = ["## Choosing the default", ""]
     strategy, options = sql_default()
     lines.append("The current SQL default is `hl_next_batch(name, n)` with strategy NULL, which a"
-                 f" classifier resolves to `'{strategy}'` with a class cap (⌈2 n / classes⌉ rows"
-                 f" per predicted label, `src/sql_next_batch.c`) and options `{json.dumps(options)}`"
+                 f" classifier resolves to `'{strategy}'` (`src/sql_next_batch.c`), and options"
+                 f" `{json.dumps(options)}`"
                  + (f", the candidate **{default_name}**." if default_name else
                     ", which is none of the candidates above.")
                  + " It is read from `humanloop--0.1.0.sql` when this page is built; the commit"
@@ -920,7 +924,7 @@ def choosing_the_default(all_data, default_name):
         other = ambiguous.get(name, {})
         share = other.get("ambiguous_share")
         ratio = share / entropy_share if share is not None and entropy_share else None
-        marker = " (default)" if name == default_name else ""
+        marker = " (default)" if name == default_name and name != "default" else ""
         lines.append(f"| {name}{marker} | {format_number(values['auc'])} | {format_number(other.get('auc'))} | "
                      f"{format_savings(clean, name)} | {format_number(values['at'][1000])} | "
                      f"{format_number(share)} | {format_number(ratio, 2)} |")
@@ -946,7 +950,7 @@ def choosing_the_default(all_data, default_name):
         if name not in clean or name == "random":
             continue
         checks = target_checks(name, clean, ambiguous)
-        marker = " (default)" if name == default_name else ""
+        marker = " (default)" if name == default_name and name != "default" else ""
         lines.append(f"| {name}{marker} | " + " | ".join(checks) + " |")
     lines.append("")
     return lines
