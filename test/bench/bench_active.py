@@ -898,8 +898,8 @@ def choosing_the_default(all_data, default_name):
                  f" `{json.dumps(options)}`"
                  + (f", the candidate **{default_name}**." if default_name else
                     ", which is none of the candidates above.")
-                 + " It is read from `humanloop--0.1.0.sql` when this page is built; the commit"
-                   " each run used is given under Results.")
+                 + " It is read from `humanloop--0.1.0.sql` and `src/sql_next_batch.c` when this"
+                   " page is built; the commit each run used is given under Results.")
     lines.append("")
     banking = {scenario: all_data.get(("banking77", scenario)) for scenario in SCENARIOS}
     if not banking["clean"]:
