@@ -357,6 +357,19 @@ hl_source_new_labels_query(const HlModelDef *def)
 }
 
 char *
+hl_source_training_query_ordered(const HlModelDef *def)
+{
+	/*
+	 * An UPDATE moves a row, and when it does depends on page pruning, so
+	 * the heap order of the same labels can differ between two databases.
+	 * The order of the rows sets the order of the floating-point sums of a
+	 * fit, and with it the last digits of the model.
+	 */
+	return psprintf("SELECT * FROM (%s) s (id, doc, labels) ORDER BY s.id COLLATE \"C\"",
+					hl_source_training_query(def));
+}
+
+char *
 hl_source_queued_query(const HlModelDef *def)
 {
 	return psprintf("SELECT s.* FROM (%s) s (id, doc, labels)"

@@ -29,6 +29,12 @@ extern void hl_source_check(const HlModelDef *def);
 extern char *hl_source_training_query(const HlModelDef *def);
 
 /*
+ * The same rows in byte order of the id, so that a fit sees its rows in
+ * the same order whatever the physical order of the table.
+ */
+extern char *hl_source_training_query_ordered(const HlModelDef *def);
+
+/*
  * Query returning (id text, doc text) for every unlabelled row.  With
  * exclude_reserved, rows reserved for the model in humanloop.reservations
  * are left out; the query then takes the model id as parameter $1.

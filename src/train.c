@@ -263,7 +263,7 @@ hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
 	MemoryContext row_context;
 	HlSparseVec counts;
 	Portal		portal;
-	char	   *query = hl_source_training_query(def);
+	char	   *query = hl_source_training_query_ordered(def);
 
 	hl_sparse_init(&counts);
 	row_context = AllocSetContextCreate(train_context, "humanloop row",

@@ -207,7 +207,7 @@ hl_token_rows_read(const HlModelDef *def, HlTokenRows *set, HlSpanLabelMap *labe
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, hl_source_training_query(def), 0, NULL, NULL,
+	portal = SPI_cursor_open_with_args(NULL, hl_source_training_query_ordered(def), 0, NULL, NULL,
 									   NULL, true, 0);
 
 	for (;;)
