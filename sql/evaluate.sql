@@ -126,6 +126,8 @@ SELECT (e->>'rows')::int AS rows FROM hl_evaluate('tiny', k => 6) e;
 SELECT (e->>'folds')::int AS folds FROM hl_evaluate('tiny') e;
 UPDATE tiny SET intent = NULL WHERE id IN (3, 5, 6);
 SELECT (e->>'folds')::int AS folds FROM hl_evaluate('tiny') e;
+-- hl_set_abstention shrinks its default folds the same way.
+SELECT folds FROM hl_set_abstention('tiny', target_accuracy => 0.9);
 UPDATE tiny SET intent = 'card' WHERE id = 3;
 UPDATE tiny SET intent = 'transfer' WHERE id IN (5, 6);
 SELECT folds, coverage_high - coverage_low > 0.3 AS wide_interval

@@ -153,6 +153,9 @@ SELECT hl_classify('slots', 'play queen');
 SELECT * FROM hl_predict_spans('tickets', 'play queen');
 SELECT hl_evaluate_spans('tickets', 'utterances');
 SELECT hl_evaluate_spans('slots', 999999::oid::regclass);
+-- The text column to evaluate on must be of a string type.
+SELECT hl_evaluate_spans('slots', 'gold', text_column => 'truth', label_column => 'truth');
+SELECT hl_evaluate_spans('slots', 'gold', text_column => 'nothing', label_column => 'truth');
 SELECT hl_watch('slots');
 
 -- Bad span labels: each error names the row and the span.

@@ -150,6 +150,10 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 										ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(fit_context);
 	hl_training_load(def, &training);
+
+	/* Without k, as in hl_evaluate, the folds shrink to the labelled items. */
+	if (PG_ARGISNULL(4) && training.n_items >= 2 && (uint32) target.folds > training.n_items)
+		target.folds = (int) training.n_items;
 	if ((uint32) target.folds > training.n_items)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -47,39 +47,6 @@ hl_json_add(StringInfo json, const char *key, double value)
 }
 
 /*
- * Raise an error unless column exists in relation; option names the
- * parameter.  With strings_only the column must be of a string type, as a
- * model's text column must.
- */
-static void
-hl_check_column(Oid relation, const char *column, const char *option,
-				bool strings_only)
-{
-	AttrNumber	attnum = get_attnum(relation, column);
-	char		category;
-	bool		preferred;
-	Oid			type;
-
-	if (attnum == InvalidAttrNumber || attnum < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" does not exist in relation \"%s\"",
-						column, get_rel_name(relation)),
-				 errhint("Name the column with %s => '...'.", option)));
-	if (!strings_only)
-		return;
-
-	type = getBaseType(get_atttype(relation, attnum));
-	get_type_category_preferred(type, &category, &preferred);
-	if (category != TYPCATEGORY_STRING)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s \"%s\" has type %s, which is not a string type",
-						option, column, format_type_be(type)),
-				 errhint("Use a column of type text, varchar or char, or a view that casts the column to text.")));
-}
-
-/*
  * Append the metrics of scored under rule to json (an open object): the
  * summary metrics, the automatic predictions and one object per class.
  */
@@ -289,8 +256,8 @@ hl_evaluate(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("k applies to cross-validation, not to the evaluation of a relation"),
 					 errhint("Leave k out when passing a relation.")));
-		hl_check_column(relation, text_column, "text_column", true);
-		hl_check_column(relation, label_column, "label_column", false);
+		hl_check_evaluation_column(relation, text_column, "text_column", true);
+		hl_check_evaluation_column(relation, label_column, "label_column", false);
 
 		model = hl_model_current(name, &model_id);
 		if (model == NULL)

@@ -607,7 +607,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	{
 		if (model == NULL)
 			ereport(NOTICE,
-					(errmsg("model \"%s\" has not been trained yet; choosing %d rows to cover the pool",
+					(errmsg("model \"%s\" has not been trained yet; choosing up to %d rows to cover the pool",
 							name, n),
 					 errdetail("Strategy \"coverage\": k-means++ seeding over a sample of the unlabelled rows, favouring typical ones."),
 					 errhint("After labelling them, run SELECT * FROM hl_train('%s');", name)));

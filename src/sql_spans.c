@@ -21,6 +21,7 @@
 #include "catalog.h"
 #include "model_cache.h"
 #include "span_labels.h"
+#include "text_source.h"
 
 PG_FUNCTION_INFO_V1(hl_predict_spans);
 PG_FUNCTION_INFO_V1(hl_evaluate_spans);
@@ -125,17 +126,11 @@ hl_append_scores(StringInfo json, const HlSpanCounts *c)
 					 precision, recall, f1, c->gold, c->predicted);
 }
 
-/* Raise an error unless column exists in relid; returns it quoted. */
+/* Check a column of the relation to evaluate on; returns it quoted. */
 static const char *
 hl_eval_column(Oid relid, const char *column, const char *role)
 {
-	AttrNumber	attnum = get_attnum(relid, column);
-
-	if (attnum == InvalidAttrNumber || attnum < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist", column, get_rel_name(relid)),
-				 errhint("Pass %s => naming the column to evaluate on.", role)));
+	hl_check_evaluation_column(relid, column, role, strcmp(role, "text_column") == 0);
 	return quote_identifier(column);
 }
 

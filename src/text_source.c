@@ -395,3 +395,31 @@ hl_source_count_labelled_query(const HlModelDef *def)
 					quote_identifier(def->labels_id_column),
 					quote_identifier(def->id_column), label);
 }
+
+void
+hl_check_evaluation_column(Oid relation, const char *column, const char *option,
+						   bool strings_only)
+{
+	AttrNumber	attnum = get_attnum(relation, column);
+	char		category;
+	bool		preferred;
+	Oid			type;
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist in relation \"%s\"",
+						column, get_rel_name(relation)),
+				 errhint("Name the column with %s => '...'.", option)));
+	if (!strings_only)
+		return;
+
+	type = getBaseType(get_atttype(relation, attnum));
+	get_type_category_preferred(type, &category, &preferred);
+	if (category != TYPCATEGORY_STRING)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s \"%s\" has type %s, which is not a string type",
+						option, column, format_type_be(type)),
+				 errhint("Use a column of type text, varchar or char, or a view that casts the column to text.")));
+}

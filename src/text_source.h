@@ -35,6 +35,14 @@ extern char *hl_source_training_query(const HlModelDef *def);
 extern char *hl_source_training_query_ordered(const HlModelDef *def);
 
 /*
+ * Raise an error unless column exists in relation, a relation of labelled
+ * rows to evaluate on; option names the parameter.  With strings_only the
+ * column must be of a string type, as a model's text column must.
+ */
+extern void hl_check_evaluation_column(Oid relation, const char *column, const char *option,
+									   bool strings_only);
+
+/*
  * Query returning (id text, doc text) for every unlabelled row.  With
  * exclude_reserved, rows reserved for the model in humanloop.reservations
  * are left out; the query then takes the model id as parameter $1.
