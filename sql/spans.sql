@@ -160,6 +160,10 @@ SELECT hl_watch('slots');
 
 -- Bad span labels: each error names the row and the span.
 BEGIN;
+UPDATE utterances SET text = 'x', spans = '[{"start": 0, "end": 2, "label": "artist"}]' WHERE id = 1;
+SELECT version FROM hl_train('slots');
+ROLLBACK;
+BEGIN;
 UPDATE utterances SET spans = '{"start": 0}' WHERE id = 1;
 SELECT version FROM hl_train('slots');
 ROLLBACK;

@@ -243,8 +243,10 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 		if (start < 0 || end > text_chars)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("span %d of row \"%s\" from %lld to %lld lies outside its text of %lld characters",
-							index, row_id, (long long) start, (long long) end, (long long) text_chars),
+					 errmsg_plural("span %d of row \"%s\" from %lld to %lld lies outside its text of %lld character",
+								   "span %d of row \"%s\" from %lld to %lld lies outside its text of %lld characters",
+								   (unsigned long) text_chars,
+								   index, row_id, (long long) start, (long long) end, (long long) text_chars),
 					 errhint("Offsets count characters (not bytes) from 0, and \"end\" is exclusive.")));
 		if (start >= end)
 			ereport(ERROR,

@@ -149,7 +149,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("option \"reduction\" is %s, but must be \"sum\", \"mean\" or \"max\"",
-								name != NULL ? quote_literal_cstr(name) : "not a string"),
+								name != NULL ? psprintf("\"%s\"", name) : "not a string"),
 						 errhint("It sets how a span model's token uncertainties make a sentence score.")));
 			options->reduction_given = true;
 			continue;
