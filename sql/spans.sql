@@ -115,6 +115,11 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "mean"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'bald', '{"reduction": "sum"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"}');
+-- A span model not trained yet rejects the option before any NOTICE.
+SELECT hl_create_model('slots_fresh', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans') > 0 AS created;
+SELECT count(*) FROM hl_next_batch('slots_fresh', 2, options => '{"reduction": "sum"}');
+SELECT hl_drop_model('slots_fresh');
 -- For one sentence the summed token margins are at least their maximum,
 -- which is at least their mean.
 SELECT bool_and(s.uncertainty >= x.uncertainty AND x.uncertainty >= a.uncertainty) AS ordered,

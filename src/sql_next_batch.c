@@ -603,6 +603,15 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	hl_lock_model_batches(def->model_id);
 
 	model = hl_model_current(name, &model_id);
+
+	/* Reject the options first, so no NOTICE comes before the error. */
+	if (options.reduction_given &&
+		(model == NULL || options.strategy == HL_STRATEGY_COVERAGE || !hl_model_is_spans(model)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),
+				 errhint("Remove the option.")));
+
 	if (model == NULL || options.strategy == HL_STRATEGY_COVERAGE)
 	{
 		if (model == NULL)
@@ -625,11 +634,6 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			options.reduction_given = true;
 		}
 	}
-	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),
-				 errhint("Remove the option.")));
 
 	batch_context = AllocSetContextCreate(CurrentMemoryContext, "humanloop next batch",
 										  ALLOCSET_DEFAULT_SIZES);
