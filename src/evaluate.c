@@ -31,12 +31,12 @@
 #define HL_FOLD_SEED UINT64_C(0x9e3779b97f4a7c15)
 
 void
-hl_check_task_evaluable(const HlModelDef *def)
+hl_check_task_evaluable(const HlModelDef *def, const char *what)
 {
 	if (strcmp(def->task, "classification") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("evaluation of task \"%s\" is not supported", def->task),
+				 errmsg("%s of a model of task \"%s\" is not supported", what, def->task),
 				 errdetail("Model \"%s\" has task \"%s\"; only classification models have cross-validation, abstention rules and hl_status so far.",
 						   def->name, def->task),
 				 strcmp(def->task, "spans") == 0 ?

@@ -34,8 +34,11 @@ typedef struct HlScoredSet
 	char	   *unknown_labels; /* JSON object: label -> rows, at most 20 labels */
 } HlScoredSet;
 
-/* Raise an error unless model def can be evaluated: classification only so far. */
-extern void hl_check_task_evaluable(const HlModelDef *def);
+/*
+ * Raise an error unless model def can be evaluated: classification only so
+ * far.  what names the operation refused, for the message.
+ */
+extern void hl_check_task_evaluable(const HlModelDef *def, const char *what);
 
 /*
  * Predict each labelled row of training with a model fitted on the other

@@ -137,7 +137,7 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
-	hl_check_task_evaluable(def);
+	hl_check_task_evaluable(def, "choosing an abstention rule");
 	if (def->current_version == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

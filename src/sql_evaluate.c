@@ -181,7 +181,7 @@ hl_evaluate(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(span_result);
 	}
 
-	hl_check_task_evaluable(def);
+	hl_check_task_evaluable(def, "cross-validation");
 	version = hl_catalog_current_version(name, &model_id, &rule);
 
 	eval_context = AllocSetContextCreate(caller_context, "humanloop evaluate",

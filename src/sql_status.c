@@ -195,7 +195,7 @@ hl_status(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);
-	hl_check_task_evaluable(def);
+	hl_check_task_evaluable(def, "hl_status");
 	hl_source_check(def);
 	model = hl_model_current(name, &model_id);
 	if (model == NULL)
