@@ -21,8 +21,6 @@
 #include "abstention.h"
 #include "catalog.h"
 
-#define HL_MODEL_NAME_MAX 63
-
 /* Model options accepted in the options jsonb, for messages. */
 #define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, allow_overlap (span models)"
 

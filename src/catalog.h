@@ -8,6 +8,9 @@
 #include "humanloop.h"
 #include "utils/jsonb.h"
 
+/* Maximum length of a model name in bytes, as for a PostgreSQL identifier. */
+#define HL_MODEL_NAME_MAX 63
+
 /*
  * Fetch the definition of model name.  With for_update the row is locked
  * FOR NO KEY UPDATE until the end of the transaction, which serialises

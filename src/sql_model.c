@@ -36,7 +36,7 @@ hl_create_model(PG_FUNCTION_ARGS)
 	Jsonb	   *options;
 
 	hl_require_arg(fcinfo, 0, "model name",
-				   "Pass a name of 1 to 63 bytes for the new model.");
+				   psprintf("Pass a name of 1 to %d bytes for the new model.", HL_MODEL_NAME_MAX));
 	hl_require_arg(fcinfo, 1, "relation",
 				   "Pass the table or view that contains the texts, such as 'public.tickets'.");
 	hl_require_arg(fcinfo, 2, "text_column",

@@ -126,11 +126,11 @@ hl_append_scores(StringInfo json, const HlSpanCounts *c)
 					 precision, recall, f1, c->gold, c->predicted);
 }
 
-/* Check a column of the relation to evaluate on; returns it quoted. */
+/* Check a column of the relation to evaluate on, and return it quoted. */
 static const char *
-hl_eval_column(Oid relid, const char *column, const char *role)
+hl_eval_column(Oid relid, const char *column, const char *role, bool strings_only)
 {
-	hl_check_evaluation_column(relid, column, role, strcmp(role, "text_column") == 0);
+	hl_check_evaluation_column(relid, column, role, strings_only);
 	return quote_identifier(column);
 }
 
@@ -192,9 +192,9 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 				 errhint("Pass the name of an existing table or view, such as 'public.utterances_test'.")));
 
 	text_column = hl_eval_column(relid, PG_ARGISNULL(2) ? def->text_column
-								 : text_to_cstring(PG_GETARG_TEXT_PP(2)), "text_column");
+								 : text_to_cstring(PG_GETARG_TEXT_PP(2)), "text_column", true);
 	label_column = hl_eval_column(relid, PG_ARGISNULL(3) ? def->label_column
-								  : text_to_cstring(PG_GETARG_TEXT_PP(3)), "label_column");
+								  : text_to_cstring(PG_GETARG_TEXT_PP(3)), "label_column", false);
 
 	/* Rows are named by the model's id column when the relation has it. */
 	if (get_attnum(relid, def->id_column) > 0)

@@ -29,15 +29,15 @@ extern void hl_source_check(const HlModelDef *def);
 extern char *hl_source_training_query(const HlModelDef *def);
 
 /*
- * The same rows in byte order of the id, so that a fit sees its rows in
- * the same order whatever the physical order of the table.
+ * Query returning the same rows sorted by id in byte order, so a fit reads
+ * them in one order whatever the physical order of the table.
  */
 extern char *hl_source_training_query_ordered(const HlModelDef *def);
 
 /*
- * Raise an error unless column exists in relation, a relation of labelled
- * rows to evaluate on; option names the parameter.  With strings_only the
- * column must be of a string type, as a model's text column must.
+ * Raise an error unless column exists in relation, the labelled rows to
+ * evaluate on.  option names the parameter in messages.  With strings_only
+ * the column must also be of a string type, as a model's text column is.
  */
 extern void hl_check_evaluation_column(Oid relation, const char *column, const char *option,
 									   bool strings_only);

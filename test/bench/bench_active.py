@@ -61,8 +61,8 @@ DEFAULT_OUT = os.path.join(REPOSITORY, "docs", "active-learning.md")
 
 # The candidates compared: (name in the report, strategy, options).  A new
 # candidate is one more line.  Strategy None calls hl_next_batch without one,
-# so the candidate is whatever the extension's default is; the report marks
-# an explicit candidate equal to the default instead when there is one.  The options are passed to every hl_next_batch
+# so that candidate is whatever the extension's default is.  When an explicit
+# candidate equals the default, the report marks that one instead.  The options are passed to every hl_next_batch
 # call of the run after the cold start, together with {"seed": S, "reserve": false}.
 STRATEGIES = [
     ("random", "random", {}),

@@ -484,16 +484,17 @@ def first_reaching(curve, target):
 
 def shown_options(argv, args):
     """Return the command-line options as the report shows them: no paths of this machine."""
-    shown = []
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--root", "--out", "--record", "--commit"):
-            skip = True
-        elif a != args.snips_dir and not a.split("=")[0] in ("--root", "--out", "--record", "--commit"):
-            shown.append(a)
-    return " ".join(shown)
+    machine_options = ("--root", "--out", "--record", "--commit")
+    kept = []
+    skip_value = False
+    for word in argv:
+        if skip_value:
+            skip_value = False
+        elif word in machine_options:
+            skip_value = True
+        elif word != args.snips_dir and word.split("=")[0] not in machine_options:
+            kept.append(word)
+    return " ".join(kept)
 
 
 CHECKPOINTS = (100, 200, 300, 500, 700, 1000, 1500, 2000, 2500, 3000, 3500, 4000,
@@ -550,7 +551,7 @@ def active_learning_section(results, curves, target):
     args = results["args"]
     seeds = results["seeds"]
     sizes = sorted({n for c in curves.values() for n, _ in c})
-    shown = [n for n in sizes if n in CHECKPOINTS or n == sizes[-1]]
+    table_sizes = [n for n in sizes if n in CHECKPOINTS or n == sizes[-1]]
 
     lines = ["## Active learning", "",
              f"Pool: the training split with its labels hidden in a side table; rounds of "
@@ -565,7 +566,7 @@ def active_learning_section(results, curves, target):
              "", "| sentences | " + " | ".join(curves) + " |",
              "|---" * (len(curves) + 1) + "|"]
 
-    for n in shown:
+    for n in table_sizes:
         row = []
         for c in curves.values():
             value = dict(c).get(n)
