@@ -409,6 +409,13 @@ hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
  * over prior precisions, which takes most of the iterations.  Returns the
  * labelled rows the precision was chosen on, or 0 to train from scratch.
  *
+ * The current weights were fitted on every row, the held-out rows too, so
+ * a split fit started from them finds the held-out rows too easy: on
+ * banking77 its held-out accuracy was 0.96 against 0.90 from scratch, and
+ * the temperature fitted there made the model overconfident.  A warm
+ * start therefore keeps the current temperature and variance scale, which
+ * *calibration receives, and its held-out metrics are not reported.
+ *
  * Conditions: the current version is a full one with the same features
  * and the same label names in the same order.  Its precision was chosen
  * on at least HL_WARM_MIN_ROWS items, and the labelled items are within a
@@ -417,7 +424,7 @@ hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
  */
 static int32
 hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
-					   HlFitOptions *options)
+					   HlFitOptions *options, HlClassifier *calibration)
 {
 	HlModel    *current;
 	int32		chosen_rows;
@@ -445,6 +452,8 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 		if (strcmp(current->labels[k], training->labels[k]) != 0)
 			return 0;
 
+	calibration->temperature = current->classifier.temperature;
+	calibration->variance_scale = current->classifier.variance_scale;
 	options->init_mean = current->classifier.mean;
 	options->init_bias_mean = current->classifier.bias_mean;
 	options->max_iterations = HL_WARM_ITERATIONS;
@@ -530,6 +539,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	MemoryContext train_context;
 	HlTrainingData training;
 	HlClassifier classifier;
+	HlClassifier calibration;
 	HlFitOptions options;
 	HlFitReport report;
 	uint32		dim;
@@ -570,7 +580,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 
 	/* Fit the posterior, from the current version when it is close. */
 	hl_training_fit_options(def, &options);
-	prior_chosen_rows = hl_training_warm_start(def, &training, &options);
+	prior_chosen_rows = hl_training_warm_start(def, &training, &options, &calibration);
 	warm = prior_chosen_rows > 0;
 	if (!warm)
 		prior_chosen_rows = (int32) training.n_items;
@@ -579,6 +589,15 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", name, errbuf)));
+	if (warm)
+	{
+		classifier.temperature = calibration.temperature;
+		classifier.variance_scale = calibration.variance_scale;
+		report.temperature = calibration.temperature;
+		report.variance_scale = calibration.variance_scale;
+		report.heldout_accuracy = NAN;
+		report.heldout_nll = NAN;
+	}
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels);
