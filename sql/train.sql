@@ -83,3 +83,24 @@ RESET humanloop.keep_versions;
 -- Without shared_preload_libraries, unwatching works and watching says what to do.
 SELECT hl_watch('tickets', false);
 SELECT name, watched, queue_depth FROM hl_worker_status WHERE name = 'tickets';
+
+-- A second training on enough labels starts from the current version.  It
+-- keeps that version's temperature and variance scale, because its starting
+-- weights have seen the held-out rows, and reports no held-out accuracy.
+CREATE TABLE many (id integer PRIMARY KEY, body text, topic text);
+INSERT INTO many
+SELECT i, CASE i % 3 WHEN 0 THEN 'card payment declined at shop ' WHEN 1 THEN 'transfer to my friend failed ' ELSE 'reset my password please ' END
+		  || md5(i::text),
+	   CASE i % 3 WHEN 0 THEN 'card' WHEN 1 THEN 'transfer' ELSE 'password' END
+FROM generate_series(1, 240) AS i;
+SELECT hl_create_model('many', 'many', text_column => 'body', label_column => 'topic') > 0 AS created;
+SELECT (metrics->>'warm_start')::boolean AS warm, metrics->>'heldout_accuracy' IS NOT NULL AS heldout_reported
+FROM hl_train('many');
+CREATE TEMP TABLE first_fit AS SELECT metrics FROM hl_models WHERE name = 'many';
+SELECT (metrics->>'warm_start')::boolean AS warm, metrics->>'heldout_accuracy' IS NOT NULL AS heldout_reported
+FROM hl_train('many');
+SELECT (m.metrics->>'temperature') = (f.metrics->>'temperature') AS same_temperature,
+	   (m.metrics->>'variance_scale') = (f.metrics->>'variance_scale') AS same_variance_scale
+FROM hl_models m, first_fit f WHERE m.name = 'many';
+SELECT hl_drop_model('many');
+DROP TABLE many;
