@@ -85,8 +85,9 @@ GRANT USAGE ON SEQUENCE humanloop.models_model_id_seq TO PUBLIC;
 
 -- Label changes recorded by the triggers hl_watch installs, waiting for the
 -- background worker.  change is 'I' for a new label, 'U' for an edited one
--- and 'D' for a removed one.  Annotators write here through the trigger, as
--- themselves, so every role may insert.
+-- and 'D' for a removed one.  Only the extension's owner writes here: the
+-- trigger function runs with its rights.  Every role may read, because the
+-- worker reads the queue with the privileges of the model's owner.
 CREATE TABLE humanloop.label_queue (
 	queue_id bigserial PRIMARY KEY,
 	model_id integer NOT NULL REFERENCES humanloop.models ON DELETE CASCADE,
@@ -99,12 +100,9 @@ CREATE INDEX ON humanloop.label_queue (model_id, queue_id);
 COMMENT ON TABLE humanloop.label_queue IS
 	'label changes of watched models, waiting for the background worker';
 
--- NOTE: any role can therefore queue a change for any model, which makes
--- the worker update that model as its owner.  No label is added that way.
-GRANT SELECT, INSERT ON humanloop.label_queue TO PUBLIC;
+GRANT SELECT ON humanloop.label_queue TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('humanloop.label_queue_queue_id_seq', '');
-GRANT USAGE ON SEQUENCE humanloop.label_queue_queue_id_seq TO PUBLIC;
 
 -- What the background worker did last for each model.
 CREATE TABLE humanloop.worker_state (
@@ -212,10 +210,18 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION hl_watch(text, boolean) IS
 	'install (or with false remove) the trigger that feeds label changes to the background worker';
 
+-- SECURITY DEFINER lets the trigger write humanloop.label_queue for an
+-- annotator who has no privilege on it.  That is smaller than a definer
+-- helper function, which would have to be callable by every role and could
+-- not see which table the change came from.  The trigger function queues a
+-- change only for the model whose labels are in the table it fires on, and
+-- the fixed search_path keeps the caller's schemas out of its queries.
 CREATE FUNCTION humanloop.label_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'hl_label_trigger'
-LANGUAGE C;
+LANGUAGE C
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION humanloop.label_trigger() IS
 	'records label changes of a watched model for the background worker';

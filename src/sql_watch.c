@@ -8,13 +8,20 @@
  * appends one row to humanloop.label_queue through a saved plan and requests
  * a wake-up of the database's worker at commit.  An annotator's INSERT
  * therefore pays for one small insert and nothing more.
+ *
+ * The trigger function is SECURITY DEFINER, so annotators need no privilege
+ * on the queue.  Because any role may attach it to a table of its own, it
+ * queues a change only when the model named in its arguments keeps its
+ * labels in the table it fires on.
  */
 #include "compat.h"
 
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -161,6 +168,28 @@ hl_watch(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Build the oid[] of rel and, when rel is a partition, of its ancestors,
+ * because a row trigger on a partitioned table fires with the partition as
+ * its relation.
+ */
+static ArrayType *
+hl_trigger_relations(Relation rel)
+{
+	List	   *relids = list_make1_oid(RelationGetRelid(rel));
+	Datum	   *elems;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relispartition)
+		relids = list_concat(relids, get_partition_ancestors(RelationGetRelid(rel)));
+
+	elems = palloc(sizeof(Datum) * list_length(relids));
+	foreach(lc, relids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+}
+
+/*
  * humanloop.label_trigger(model_id, id_column, label_column): record one
  * label change
  */
@@ -175,9 +204,11 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	int			label_attno;
 	char		change;
 	char	   *item;
-	Datum		values[3];
-	char		nulls[3] = "   ";
-	Oid			argtypes[3] = {INT4OID, TEXTOID, CHAROID};
+	int32		model_id;
+	uint64		queued;
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	Oid			argtypes[4] = {INT4OID, TEXTOID, CHAROID, OIDARRAYOID};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
@@ -225,20 +256,32 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 		change = old_null ? 'I' : (new_null ? 'D' : 'U');
 	}
 
+	model_id = pg_strtoint32(trigger->tgargs[0]);
 	item = SPI_getvalue(tuple, desc, id_attno);
-	values[0] = Int32GetDatum(pg_strtoint32(trigger->tgargs[0]));
+	values[0] = Int32GetDatum(model_id);
 	if (item != NULL)
 		values[1] = CStringGetTextDatum(item);
 	else
 		nulls[1] = 'n';
 	values[2] = CharGetDatum(change);
+	values[3] = PointerGetDatum(hl_trigger_relations(trigdata->tg_relation));
 
+	/*
+	 * The insert runs as the extension's owner.  It adds a row only when the
+	 * model keeps its labels in the trigger's relation, so a role that puts
+	 * this trigger on a table of its own cannot queue work for another
+	 * role's model.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (hl_queue_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO humanloop.label_queue (model_id, item_id, change)"
-									   " VALUES ($1, $2, $3)", 3, argtypes);
+									   " SELECT m.model_id, $2, $3 FROM humanloop.models m"
+									   " WHERE m.model_id OPERATOR(pg_catalog.=) $1"
+									   " AND COALESCE(m.labels_relation, m.relation)::pg_catalog.oid"
+									   " OPERATOR(pg_catalog.=) ANY ($4)",
+									   4, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the label queue insert");
@@ -246,7 +289,17 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	}
 	if (SPI_execute_plan(hl_queue_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record a label change");
+	queued = SPI_processed;
 	SPI_finish();
+
+	if (queued != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on relation \"%s\" does not name a model whose labels are in that relation",
+						trigger->tgname, RelationGetRelationName(trigdata->tg_relation)),
+				 errdetail("The trigger names model %d. humanloop.label_trigger queues changes only for a model whose labels are in the table it fires on.",
+						   model_id),
+				 errhint("Drop the trigger, and call hl_watch for the model whose labels are in this table.")));
 
 	hl_worker_wake_at_commit();
 	return PointerGetDatum(NULL);
