@@ -180,6 +180,40 @@ ok( $node->poll_query_until('postgres',
 is($node->safe_psql('postgres', "SELECT current_version FROM hl_models WHERE name = 'owned'"),
 	'1', 'no version was stored for the unreadable model');
 
+# An annotator who does not own the model needs privileges on the labels
+# table only: the trigger queues the change, and the worker applies it.
+$node->safe_psql('postgres', q{
+	CREATE ROLE labeller LOGIN;
+	GRANT SELECT, UPDATE ON tickets TO labeller;
+});
+my $before = $node->safe_psql('postgres',
+	"SELECT current_version || ',' || labelled_rows FROM hl_models WHERE name = 'tickets'");
+my ($version_before, $labelled_before) = split /,/, $before;
+$node->safe_psql('postgres', label_sql(1300), extra_params => [ '-U', 'labeller' ]);
+$node->safe_psql('postgres', "UPDATE tickets SET category = 'password' WHERE id = 1301",
+	extra_params => [ '-U', 'labeller' ]);
+$node->safe_psql('postgres', "UPDATE tickets SET category = 'card' WHERE id = 1301",
+	extra_params => [ '-U', 'labeller' ]);
+ok( $node->poll_query_until('postgres',
+		"SELECT labelled_rows = $labelled_before + 2 AND current_version > $version_before"
+		  . " FROM hl_models WHERE name = 'tickets'"),
+	'labels from a non-owner annotator reach a new version');
+ok( $node->poll_query_until('postgres',
+		"SELECT queue_depth = 0 AND failures = 0 FROM hl_worker_status WHERE name = 'tickets'"),
+	'the queue of the annotator changes drains without failures');
+is( $node->safe_psql('postgres',
+		"SELECT queue_depth FROM hl_worker_status WHERE name = 'tickets'",
+		extra_params => [ '-U', 'labeller' ]),
+	'0', 'the annotator can read the queue depth');
+
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"INSERT INTO humanloop.label_queue (model_id, item_id, change)"
+	  . " SELECT model_id, '1302', 'I' FROM humanloop.models WHERE name = 'tickets'",
+	extra_params => [ '-U', 'labeller' ]);
+isnt($ret, 0, 'a direct insert into the queue by the annotator fails');
+like($stderr, qr/permission denied for table label_queue/,
+	'the direct insert fails for lack of privilege');
+
 # A terminated worker comes back and applies the labels given after it.
 my $old_pid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND datname = 'postgres'");
