@@ -7,7 +7,7 @@
  * label, and after DELETE of a non-null label.  The trigger function only
  * appends one row to humanloop.label_queue through a saved plan and requests
  * a wake-up of the database's worker at commit.  An annotator's INSERT
- * therefore pays for one small insert and nothing more.
+ * therefore pays for one small insert and a lookup of the model's row.
  *
  * The trigger function is SECURITY DEFINER, so annotators need no privilege
  * on the queue.  Because any role may attach it to a table of its own, it
