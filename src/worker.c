@@ -437,6 +437,43 @@ hl_count_watched_models(void)
 }
 
 /*
+ * Return the milliseconds until the earliest retry_at of a watched model
+ * with queued changes, or -1 when no model waits for its retry_at.  A model
+ * waits there after a failure or after a span retrain.
+ */
+static int64
+hl_next_retry_delay(void)
+{
+	int64		delay = -1;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("humanloop", true)))
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT ceil(extract(epoch FROM min(s.retry_at) - clock_timestamp()) * 1000)::int8"
+						"  FROM humanloop.worker_state s"
+						"  JOIN humanloop.models m ON m.model_id = s.model_id"
+						" WHERE m.watched AND s.retry_at > clock_timestamp()"
+						"   AND EXISTS (SELECT 1 FROM humanloop.label_queue q WHERE q.model_id = s.model_id)",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read humanloop.worker_state");
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			delay = Max(DatumGetInt64(value), 1);
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return delay;
+}
+
+/*
  * Release this worker's slot and exit when the database has no watched
  * model, unless a commit asked for the worker meanwhile.  Returns when the
  * worker has work.  serving is true once the worker has served the
@@ -565,11 +602,17 @@ hl_worker_main(Datum arg)
 	for (;;)
 	{
 		int			rc;
+		int64		timeout = hl_worker_naptime;
+		int64		retry_delay;
 
 		hl_process_queue();
 
+		/* Wake up for the next model whose retry_at comes before the nap ends. */
+		retry_delay = hl_next_retry_delay();
+		if (retry_delay >= 0 && retry_delay < timeout)
+			timeout = retry_delay;
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   hl_worker_naptime, PG_WAIT_EXTENSION);
+					   (long) timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
