@@ -161,6 +161,7 @@ SELECT hl_evaluate_spans('slots', 999999::oid::regclass);
 -- The text column to evaluate on must be of a string type.
 SELECT hl_evaluate_spans('slots', 'gold', text_column => 'truth', label_column => 'truth');
 SELECT hl_evaluate_spans('slots', 'gold', text_column => 'nothing', label_column => 'truth');
+-- Span models can be watched too, but only when humanloop is preloaded.
 SELECT hl_watch('slots');
 
 -- Bad span labels: each error names the row and the span.

@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "catalog.h"
 #include "worker.h"
@@ -95,6 +96,7 @@ hl_watch(PG_FUNCTION_ARGS)
 	const char *rel;
 	const char *id_column;
 	const char *label;
+	const char *compared_label;
 	const char *args;
 	char		relkind;
 
@@ -103,14 +105,6 @@ hl_watch(PG_FUNCTION_ARGS)
 	watch = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
-
-	/* NOTE: the worker's fast update handles classifiers only. */
-	if (watch && strcmp(def->task, "spans") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot watch span model \"%s\"", name),
-				 errdetail("The background worker updates classification models only."),
-				 errhint("Run SELECT * FROM hl_train('%s'); after labelling instead.", name)));
 
 	if (watch && !hl_worker_enabled)
 		ereport(ERROR,
@@ -136,6 +130,27 @@ hl_watch(PG_FUNCTION_ARGS)
 
 	rel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
 	label = quote_identifier(def->label_column);
+
+	/*
+	 * The update trigger compares the old and new label.  A type without an
+	 * equality operator, such as json for span labels, is compared as text.
+	 */
+	compared_label = label;
+	if (watch)
+	{
+		AttrNumber	label_attno = get_attnum(relid, def->label_column);
+		TypeCacheEntry *label_type;
+
+		if (label_attno == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("label column \"%s\" of model \"%s\" no longer exists in \"%s\"",
+							def->label_column, name, get_rel_name(relid)),
+					 errhint("Drop the model with hl_drop_model('%s') and create it again.", name)));
+		label_type = lookup_type_cache(getBaseType(get_atttype(relid, label_attno)), TYPECACHE_EQ_OPR);
+		if (!OidIsValid(label_type->eq_opr))
+			compared_label = psprintf("%s::text", label);
+	}
 	args = psprintf("%d, %s, %s", def->model_id,
 					quote_literal_cstr(id_column), quote_literal_cstr(def->label_column));
 
@@ -152,7 +167,7 @@ hl_watch(PG_FUNCTION_ARGS)
 							 def->model_id, rel, label, args), SPI_OK_UTILITY);
 		hl_spi_exec(psprintf("CREATE TRIGGER hl_watch_%d_update AFTER UPDATE OF %s ON %s FOR EACH ROW"
 							 " WHEN (OLD.%s IS DISTINCT FROM NEW.%s) EXECUTE FUNCTION humanloop.label_trigger(%s)",
-							 def->model_id, label, rel, label, label, args), SPI_OK_UTILITY);
+							 def->model_id, label, rel, compared_label, compared_label, args), SPI_OK_UTILITY);
 		hl_spi_exec(psprintf("CREATE TRIGGER hl_watch_%d_delete AFTER DELETE ON %s FOR EACH ROW"
 							 " WHEN (OLD.%s IS NOT NULL) EXECUTE FUNCTION humanloop.label_trigger(%s)",
 							 def->model_id, rel, label, args), SPI_OK_UTILITY);

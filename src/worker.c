@@ -12,6 +12,8 @@
  * own and with the privileges of the model's owner.  New labels get the
  * fast Bayesian update; edits, removals, a new class, or enough labels since
  * the last full retrain (humanloop.full_retrain_labels) get a full retrain.
+ * Span models have no fast update, so each batch of their changes gets a
+ * full retrain, at most once per humanloop.span_retrain_interval.
  * A failed update is rolled back whole, so the queue and the current version
  * stay as they were; the error is recorded in humanloop.worker_state and the
  * model is retried with exponential backoff while other models go on.
@@ -81,6 +83,9 @@ int			hl_worker_naptime = 10000;
 
 static int	hl_worker_debounce = 20;
 
+/* The minimum rest between two full retrains of a span model, in ms. */
+static int	hl_span_retrain_interval = 60 * 1000;
+
 static char hl_database_name[NAMEDATALEN];
 
 /* This worker's slot and the launch it belongs to. */
@@ -119,6 +124,16 @@ hl_worker_init(void)
 							200, 1, INT_MAX,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("humanloop.span_retrain_interval",
+							"Sets the minimum rest of a humanloop worker between two retrains of a span model.",
+							"Span models have no fast update, so the worker retrains them in full for each batch of label changes, "
+							"and waits this long from the end of one retrain to the start of the next.  "
+							"In milliseconds; 0 retrains for every batch.",
+							&hl_span_retrain_interval,
+							60 * 1000, 0, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	if (!hl_worker_enabled)
@@ -200,14 +215,18 @@ hl_pending_models(void)
 	return pending;
 }
 
-/* Record the outcome of one model's update in humanloop.worker_state. */
+/*
+ * Record the outcome of one model's update in humanloop.worker_state.  After
+ * a success, rest_ms > 0 keeps the worker from processing the model again
+ * until that many milliseconds from now (retry_at).
+ */
 static void
 hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
-				int32 failures)
+				int32 failures, int32 rest_ms)
 {
-	Oid			argtypes[5] = {INT4OID, BOOLOID, INT4OID, TEXTOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			argtypes[6] = {INT4OID, BOOLOID, INT4OID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 
 	values[0] = Int32GetDatum(model_id);
 	values[1] = BoolGetDatum(full);
@@ -217,19 +236,22 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 	else
 		nulls[3] = 'n';
 	values[4] = Int32GetDatum(failures);
+	values[5] = Int32GetDatum(rest_ms);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (error == NULL)
 		SPI_execute_with_args("INSERT INTO humanloop.worker_state AS s"
-							  " (model_id, last_update, last_full_retrain, labels_since_full)"
-							  " VALUES ($1, now(), CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN 0 ELSE $3 END)"
+							  " (model_id, last_update, last_full_retrain, labels_since_full, retry_at)"
+							  " VALUES ($1, now(), CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN 0 ELSE $3 END,"
+							  "         CASE WHEN $6 > 0 THEN clock_timestamp() + $6 * interval '1 ms' END)"
 							  " ON CONFLICT (model_id) DO UPDATE SET"
 							  "  last_update = now(),"
 							  "  last_full_retrain = CASE WHEN $2 THEN now() ELSE s.last_full_retrain END,"
 							  "  labels_since_full = CASE WHEN $2 THEN 0 ELSE s.labels_since_full + $3 END,"
-							  "  failures = 0, retry_at = NULL",
-							  5, argtypes, values, nulls, false, 0);
+							  "  failures = 0,"
+							  "  retry_at = CASE WHEN $6 > 0 THEN clock_timestamp() + $6 * interval '1 ms' END",
+							  6, argtypes, values, nulls, false, 0);
 	else
 		SPI_execute_with_args("INSERT INTO humanloop.worker_state AS s"
 							  " (model_id, failures, retry_at, last_error, last_error_at)"
@@ -238,7 +260,7 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 							  "  failures = $5,"
 							  "  retry_at = now() + least(600, 2 ^ $5) * interval '1 second',"
 							  "  last_error = $4, last_error_at = now()",
-							  5, argtypes, values, nulls, false, 0);
+							  6, argtypes, values, nulls, false, 0);
 	SPI_finish();
 }
 
@@ -254,6 +276,7 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 	Oid			save_userid;
 	int			save_sec_context;
 	int32		threshold;
+	bool		spans;
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		values[2];
 
@@ -266,8 +289,9 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 						   SECURITY_RESTRICTED_OPERATION);
 
 	hl_source_check(def);
+	spans = strcmp(def->task, "spans") == 0;
 	threshold = p->full_retrain_labels > 0 ? p->full_retrain_labels : hl_full_retrain_labels;
-	*full = p->edits || def->current_version == 0 ||
+	*full = spans || p->edits || def->current_version == 0 ||
 		p->labels_since_full + p->changes >= threshold;
 	if (!*full)
 		*full = !hl_update_model(def, p->last_queue_id, &result);
@@ -286,7 +310,9 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 		elog(ERROR, "could not delete from humanloop.label_queue");
 	SPI_finish();
 
-	hl_record_state(p->model_id, *full, p->changes, NULL, 0);
+	/* A span retrain can take a minute of CPU, so the model rests before the next. */
+	hl_record_state(p->model_id, *full, p->changes, NULL, 0,
+					spans ? hl_span_retrain_interval : 0);
 	*labelled = result.labelled_rows;
 	return result.version;
 }
@@ -340,7 +366,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		hl_record_state(p->model_id, false, 0, edata->message, p->failures + 1);
+		hl_record_state(p->model_id, false, 0, edata->message, p->failures + 1, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		FreeErrorData(edata);
@@ -434,6 +460,43 @@ hl_count_watched_models(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return count;
+}
+
+/*
+ * Return the milliseconds until the earliest retry_at of a watched model
+ * with queued changes, or -1 when no model waits for its retry_at.  A model
+ * waits there after a failure or after a span retrain.
+ */
+static int64
+hl_next_retry_delay(void)
+{
+	int64		delay = -1;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("humanloop", true)))
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT ceil(extract(epoch FROM min(s.retry_at) - clock_timestamp()) * 1000)::int8"
+						"  FROM humanloop.worker_state s"
+						"  JOIN humanloop.models m ON m.model_id = s.model_id"
+						" WHERE m.watched AND s.retry_at > clock_timestamp()"
+						"   AND EXISTS (SELECT 1 FROM humanloop.label_queue q WHERE q.model_id = s.model_id)",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read humanloop.worker_state");
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			delay = Max(DatumGetInt64(value), 1);
+		SPI_finish();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return delay;
 }
 
 /*
@@ -565,11 +628,17 @@ hl_worker_main(Datum arg)
 	for (;;)
 	{
 		int			rc;
+		int64		timeout = hl_worker_naptime;
+		int64		retry_delay;
 
 		hl_process_queue();
 
+		/* Wake up for the next model whose retry_at comes before the nap ends. */
+		retry_delay = hl_next_retry_delay();
+		if (retry_delay >= 0 && retry_delay < timeout)
+			timeout = retry_delay;
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   hl_worker_naptime, PG_WAIT_EXTENSION);
+					   (long) timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
