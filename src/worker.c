@@ -310,7 +310,7 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 		elog(ERROR, "could not delete from humanloop.label_queue");
 	SPI_finish();
 
-	/* A span retrain can take a minute of CPU, so the model rests before the next. */
+	/* A span retrain can take a minute of CPU; the next one waits for the interval. */
 	hl_record_state(p->model_id, *full, p->changes, NULL, 0,
 					spans ? hl_span_retrain_interval : 0);
 	*labelled = result.labelled_rows;
