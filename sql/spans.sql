@@ -115,6 +115,8 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "mean"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'bald', '{"reduction": "sum"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 0.5}');
+SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 1, "reserve": false}');
 -- A span model not trained yet rejects the option before any NOTICE.
 SELECT hl_create_model('slots_fresh', 'utterances', text_column => 'text', label_column => 'spans',
 					   task => 'spans') > 0 AS created;

@@ -612,6 +612,13 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),
 				 errhint("Remove the option.")));
 
+	/* A sentence has no single predicted label to cap; 1, no cap, is harmless. */
+	if (options.max_class_share < 1.0 && strcmp(def->task, "spans") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"max_class_share\" applies to classification models only, and model \"%s\" is a span model", name),
+				 errhint("Remove the option; the options diversity and density spread a batch of sentences instead.")));
+
 	if (model == NULL || options.strategy == HL_STRATEGY_COVERAGE)
 	{
 		if (model == NULL)

@@ -17,7 +17,6 @@ baseline measured in the same run, because the machines are shared and noisy.
 """
 
 import argparse
-import io
 import json
 import math
 import os
