@@ -69,6 +69,15 @@ INSERT INTO own_labels VALUES (1, 'a');
 SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
 RESET ROLE;
 
+-- hl_train learns the queued changes, so it takes them off the queue and
+-- the worker does not apply them again; that holds for a change made in
+-- the same transaction too.
+BEGIN;
+UPDATE queue_texts SET label = 'b' WHERE id = 6;
+SELECT labelled_rows FROM hl_train('queue_texts');
+SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
+COMMIT;
+
 -- A trigger on a partitioned table fires with the partition as its
 -- relation, and still queues for the model over the parent.
 CREATE TABLE queue_parts (id int, body text, label text) PARTITION BY RANGE (id);

@@ -5,7 +5,11 @@
 #include "compat.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -16,6 +20,69 @@
 PG_FUNCTION_INFO_V1(hl_train);
 
 /*
+ * Return the ids of the queued label changes of a model that this statement
+ * can see, or NULL when there are none.  They were committed before the
+ * training reads its rows, so the new version contains them.
+ */
+static Datum
+hl_visible_queue_ids(int32 model_id, bool *isnull)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+	Datum		ids;
+
+	values[0] = Int32GetDatum(model_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT pg_catalog.array_agg(queue_id) FROM humanloop.label_queue"
+							  " WHERE model_id OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.label_queue");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	if (!*isnull)
+		ids = SPI_datumTransfer(ids, false, -1);
+	SPI_finish();
+	return ids;
+}
+
+/*
+ * Take the given changes off the queue, so the background worker does not
+ * apply them a second time on top of a version that already learned them.
+ * Annotators and owners have no DELETE on the queue, so this runs as the
+ * extension's owner, like the label trigger; the caller owns the model.
+ */
+static void
+hl_dequeue_changes(Datum ids)
+{
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			extension_owner;
+	bool		isnull;
+
+	values[0] = ids;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'humanloop'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not find the owner of extension humanloop");
+	extension_owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extension_owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute_with_args("DELETE FROM humanloop.label_queue"
+							  " WHERE queue_id OPERATOR(pg_catalog.=) ANY ($1)",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from humanloop.label_queue");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
+}
+
+/*
  * hl_train(name) returns (version, labelled_rows, classes, seconds, metrics)
  */
 Datum
@@ -24,6 +91,8 @@ hl_train(PG_FUNCTION_ARGS)
 	char	   *name;
 	HlModelDef *def;
 	HlTrainResult result;
+	Datum		queued;
+	bool		none_queued;
 	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
@@ -36,7 +105,16 @@ hl_train(PG_FUNCTION_ARGS)
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, true);
 	hl_source_check(def);
+
+	/*
+	 * The lock above keeps the worker off this model.  Changes queued before
+	 * the training reads its rows are in the new version; later ones stay
+	 * queued for the worker.
+	 */
+	queued = hl_visible_queue_ids(def->model_id, &none_queued);
 	hl_train_model(def, &result);
+	if (!none_queued)
+		hl_dequeue_changes(queued);
 
 	values[0] = Int32GetDatum(result.version);
 	values[1] = Int32GetDatum(result.labelled_rows);
