@@ -344,13 +344,16 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		ereport(LOG,
-				(errmsg("humanloop: model %d version %d: %s with %d label changes, %d labelled rows, %.1f ms",
-						p->model_id, version, full ? "full retrain" : "fast update",
-						p->changes, labelled, INSTR_TIME_GET_MILLISEC(elapsed))));
+				(errmsg_plural("humanloop: model %d version %d: %s with %d label change, %d labelled rows, %.1f ms",
+							   "humanloop: model %d version %d: %s with %d label changes, %d labelled rows, %.1f ms",
+							   p->changes,
+							   p->model_id, version, full ? "full retrain" : "fast update",
+							   p->changes, labelled, INSTR_TIME_GET_MILLISEC(elapsed))));
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		char	   *message;
 
 		MemoryContextSwitchTo(work_context);
 		edata = CopyErrorData();
@@ -358,15 +361,21 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		AbortCurrentTransaction();
 		hl_model_cache_discard_pending();
 
+		/*
+		 * The context says which row a bad label came from (for example a
+		 * span label that is not JSON), so it goes with the message.
+		 */
+		message = edata->context != NULL ?
+			psprintf("%s (%s)", edata->message, edata->context) : edata->message;
 		ereport(LOG,
-				(errmsg("humanloop: could not update model %d: %s", p->model_id, edata->message),
+				(errmsg("humanloop: could not update model %d: %s", p->model_id, message),
 				 errdetail("Its queued changes stay queued; retry %d follows with backoff.",
 						   p->failures + 1)));
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		hl_record_state(p->model_id, false, 0, edata->message, p->failures + 1, 0);
+		hl_record_state(p->model_id, false, 0, message, p->failures + 1, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		FreeErrorData(edata);

@@ -125,5 +125,17 @@ ok( $node->poll_query_until('postgres',
 		"SELECT current_version = 1 AND labelled_rows = 2 FROM hl_models WHERE name = 'legs'"),
 	'json-labelled model is trained');
 
+# A label that is not JSON fails the retrain; the recorded error names its row.
+$node->safe_psql('postgres', q{
+	CREATE TABLE notes (id int PRIMARY KEY, text text NOT NULL, spans text);
+	INSERT INTO notes VALUES (1, 'fly to oslo', '[{"start": 7, "end": 11, "label": "city"}]');
+	SELECT hl_create_model('notes', 'notes', text_column => 'text', label_column => 'spans', task => 'spans');
+	SELECT hl_watch('notes');
+	INSERT INTO notes VALUES (2, 'fly to rome', 'not json');
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures > 0 AND last_error LIKE '%span label of row \"2\"%' FROM hl_worker_status WHERE name = 'notes'"),
+	'worker error names the row of a label that is not JSON');
+
 $node->stop;
 done_testing();
