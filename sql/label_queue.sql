@@ -66,6 +66,10 @@ DROP TRIGGER missing ON own_labels;
 CREATE TRIGGER not_a_number AFTER INSERT ON own_labels FOR EACH ROW
 	EXECUTE FUNCTION humanloop.label_trigger('first', 'id', 'label');
 INSERT INTO own_labels VALUES (1, 'a');
+DROP TRIGGER not_a_number ON own_labels;
+CREATE TRIGGER wrong_column AFTER INSERT ON own_labels FOR EACH ROW
+	EXECUTE FUNCTION humanloop.label_trigger('1', 'key', 'label');
+INSERT INTO own_labels VALUES (1, 'a');
 SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
 RESET ROLE;
 

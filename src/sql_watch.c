@@ -244,10 +244,10 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	if (id_attno <= 0 || label_attno <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" or \"%s\" of relation \"%s\" no longer exists",
-						trigger->tgargs[1], trigger->tgargs[2],
+				 errmsg("trigger \"%s\" names column \"%s\", which relation \"%s\" does not have",
+						trigger->tgname, trigger->tgargs[id_attno <= 0 ? 1 : 2],
 						RelationGetRelationName(trigdata->tg_relation)),
-				 errhint("Run hl_watch again for the model, or drop and recreate it.")));
+				 errhint("If a column was renamed, run hl_watch again for the model; a trigger not made by hl_watch should be dropped.")));
 
 	/* A new label, an edited one, or a removed one. */
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
