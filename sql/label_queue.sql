@@ -73,9 +73,8 @@ INSERT INTO own_labels VALUES (1, 'a');
 SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
 RESET ROLE;
 
--- hl_train learns the queued changes, so it takes them off the queue and
--- the worker does not apply them again; that holds for a change made in
--- the same transaction too.
+-- hl_train deletes the queued changes it learned, so the worker does not
+-- apply them again.  This includes a change made in the same transaction.
 BEGIN;
 UPDATE queue_texts SET label = 'b' WHERE id = 6;
 SELECT labelled_rows FROM hl_train('queue_texts');

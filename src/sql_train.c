@@ -46,10 +46,10 @@ hl_visible_queue_ids(int32 model_id, bool *isnull)
 }
 
 /*
- * Take the given changes off the queue, so the background worker does not
- * apply them a second time on top of a version that already learned them.
- * Annotators and owners have no DELETE on the queue, so this runs as the
- * extension's owner, like the label trigger; the caller owns the model.
+ * Delete the given changes from the queue, so the background worker does not
+ * apply them again on top of a version that already learned them.  Only the
+ * extension's owner may delete from the queue, so the delete runs as that
+ * role.  The caller owns the model, because hl_catalog_fetch_model checked.
  */
 static void
 hl_dequeue_changes(Datum ids)
@@ -108,7 +108,7 @@ hl_train(PG_FUNCTION_ARGS)
 
 	/*
 	 * The lock above keeps the worker off this model.  Changes queued before
-	 * the training reads its rows are in the new version; later ones stay
+	 * the training reads its rows are in the new version.  Later ones stay
 	 * queued for the worker.
 	 */
 	queued = hl_visible_queue_ids(def->model_id, &none_queued);

@@ -362,8 +362,8 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		hl_model_cache_discard_pending();
 
 		/*
-		 * The context says which row a bad label came from (for example a
-		 * span label that is not JSON), so it goes with the message.
+		 * The error context names the row of a bad label (for example a span
+		 * label that is not JSON), so it is recorded with the message.
 		 */
 		message = edata->context != NULL ?
 			psprintf("%s (%s)", edata->message, edata->context) : edata->message;

@@ -246,11 +246,10 @@ the same seeds, so 200 is near the best of the three.  The gain is
 largest with few labels, but it does not vanish with all of them.
 Whether clusters lower the ratio to random that the target measures is
 not known: random gains too, and so does the full-data F1 that sets the
-95% mark.  Building it
-into the CRF means a cluster table computed by hl_train from every row of
-the relation and stored with the version, which hl_predict_spans and
-hl_next_batch then read; words first seen after training would have no
-cluster.
+95% mark.  To build it into the CRF, hl_train would compute a cluster
+table from every row of the relation and store it with the version, for
+hl_predict_spans and hl_next_batch to read.  Words first seen after
+training would have no cluster.
 """
 
 
