@@ -14,7 +14,7 @@
 #include "metrics.h"
 #include "model_classifier.h"
 #include "model_crf.h"
-#include "model_tagger.h"
+#include "span_tags.h"
 
 /* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
 #define HL_DEFAULT_MAX_TEXT_BYTES (1024 * 1024)
@@ -85,7 +85,7 @@ typedef struct HlModelDef
  * n_labels entries; the classifier may have one more, phantom class with no
  * labelled rows when only one real class was labelled.  In a span model
  * (task HL_TASK_SPANS) labels are the span labels, the classifier's
- * classes are their BIO tags (see model_tagger.h), and classifier and
+ * classes are their BIO tags (see span_tags.h), and classifier and
  * transitions together are a linear-chain CRF (see model_crf.h).
  */
 typedef struct HlModel

@@ -3,7 +3,7 @@
  *		Bayesian linear-chain CRF over BIO tags (numeric core, no PostgreSQL
  *		headers).
  *
- * Tags are numbered as in model_tagger.h.  A sentence's tag sequence y has
+ * Tags are numbered as in span_tags.h.  A sentence's tag sequence y has
  * the score
  *
  *	 sum_t (b[y_t] + sum_f x_tf W[f, y_t]) + A[start, y_0] + sum_{t>0} A[y_{t-1}, y_t]
@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "model_classifier.h"
-#include "model_tagger.h"
+#include "span_tags.h"
 #include "span_features.h"
 
 /* Posterior draws per sentence for span probabilities and uncertainty. */
@@ -114,7 +114,7 @@ extern double hl_crf_objective(const HlCrfData *data, double lambda, const doubl
 extern void hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions);
 
 /*
- * Tag one featurised sentence (see hl_tagger_predict for the output): the
+ * Tag one featurised sentence into out (see span_tags.h): the
  * Viterbi tags of the posterior mean, per-token marginals averaged over the
  * posterior draws with their entropy, mutual information and margin, and
  * each decoded span's probability and mutual information.

@@ -276,7 +276,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 
 	/* A span model has a class per BIO tag, and a phantom one without labels. */
 	if (header.task == HL_FILE_SPANS_CRF &&
-		(header.n_labels > HL_TAGGER_MAX_LABELS ||
+		(header.n_labels > HL_SPAN_MAX_LABELS ||
 		 header.n_classes != Max(2, hl_tag_count(header.n_labels))))
 		hl_posterior_damaged(what, psprintf("It has %u tag classes for %u span labels.",
 											header.n_classes, header.n_labels));

@@ -373,11 +373,11 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 						   get_rel_name(OidIsValid(def->labels_relation) ? def->labels_relation : def->relation),
 						   (unsigned long long) set.n_docs, def->label_column),
 				 errhint("Label at least one row with a JSON array of spans, [] when it has none.")));
-	if (labels.n > HL_TAGGER_MAX_LABELS)
+	if (labels.n > HL_SPAN_MAX_LABELS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model \"%s\" has %u distinct span labels, more than %d",
-						def->name, labels.n, HL_TAGGER_MAX_LABELS),
+						def->name, labels.n, HL_SPAN_MAX_LABELS),
 				 errhint("Merge rare span labels.")));
 	if (set.n_rows == 0)
 		ereport(ERROR,

@@ -31,7 +31,7 @@
 
 #include "hl_alloc.h"
 #include "model_crf.h"
-#include "model_tagger.h"
+#include "span_tags.h"
 #include "span_features.h"
 
 #define MAX_LABELS 200

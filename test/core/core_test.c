@@ -19,7 +19,7 @@
 #include "model_classifier.h"
 #include "crf_lattice.h"
 #include "model_crf.h"
-#include "model_tagger.h"
+#include "span_tags.h"
 #include "pool_embedding.h"
 #include "span_features.h"
 #include "tokenize.h"
@@ -935,141 +935,17 @@ test_tags_from_spans(void)
 }
 
 static void
-test_bio_decode_constraints(void)
+test_spans_from_tags(void)
 {
-	/* Two labels: tags O, B-0, I-0, B-1, I-1. */
-	enum
-	{
-		T = 3, K = 5
-	};
-	float		p[T][K] = {
-		{0.05f, 0.05f, 0.80f, 0.05f, 0.05f},	/* I-0 most likely, but first */
-		{0.10f, 0.05f, 0.05f, 0.05f, 0.75f},	/* I-1 after a 0 span */
-		{0.70f, 0.10f, 0.10f, 0.05f, 0.05f},
-	};
-	float		logp[T * K];
-	float		score[T * K];
-	int32_t		back[T * K];
-	int32_t		tags[T];
-	HlTagSpan	spans[T];
-	uint32_t	n_spans;
+	/* Two labels: O B-1 I-1 O B-0 B-0 I-0. */
+	const int32_t tags[7] = {HL_TAG_OUTSIDE, 3, 4, HL_TAG_OUTSIDE, 1, 1, 2};
+	HlTagSpan	spans[7];
+	uint32_t	n_spans = hl_spans_from_tags(tags, 7, spans);
 
-	for (int t = 0; t < T; t++)
-		for (int c = 0; c < K; c++)
-			logp[t * K + c] = logf(p[t][c]);
-	hl_bio_decode(logp, T, K, K, score, back, tags);
-
-	/* No sequence starts with an I tag, and every I follows its B or I. */
-	CHECK(tags[0] != hl_tag_inside(0));
-	CHECK(tags[0] != hl_tag_inside(1));
-	for (int t = 1; t < T; t++)
-	{
-		int32_t		tag = tags[t];
-
-		if (tag != HL_TAG_OUTSIDE && tag % 2 == 0)
-			CHECK(tags[t - 1] == tag || tags[t - 1] == tag - 1);
-	}
-	CHECK(tags[2] == HL_TAG_OUTSIDE);
-
-	/* Without constraints the same input would start with I-0. */
-	CHECK(p[0][2] > p[0][0]);
-
-	/* A path through B-1 then I-1 beats the forbidden I-0 start. */
-	p[0][3] = 0.30f;
-	for (int c = 0; c < K; c++)
-		logp[c] = logf(p[0][c]);
-	hl_bio_decode(logp, T, K, K, score, back, tags);
-	CHECK(tags[0] == hl_tag_begin(1));
-	CHECK(tags[1] == hl_tag_inside(1));
-	n_spans = hl_spans_from_tags(tags, T, spans);
-	CHECK(n_spans == 1);
-	CHECK(spans[0].first_token == 0);
-	CHECK(spans[0].end_token == 2);
-	CHECK(spans[0].label == 1);
-
-	/* Tags at or above n_tags (a phantom class) are never chosen. */
-	hl_bio_decode(logp, T, K, 1, score, back, tags);
-	CHECK(tags[0] == HL_TAG_OUTSIDE);
-	CHECK(tags[1] == HL_TAG_OUTSIDE);
-}
-
-static void
-test_tagger_learns_spans(void)
-{
-	static const char *const names[4] = {"adele", "queen", "abba", "bjork"};
-	static const char *const places[3] = {"spotify", "deezer", "youtube"};
-	enum
-	{
-		N = 48
-	};
-	char		texts[N][64];
-	HlSentenceFeatures f;
-	uint64_t	row_start[N * 8 + 1];
-	uint32_t	index[N * 8 * 24];
-	float		value[N * 8 * 24];
-	int32_t		label[N * 8];
-	uint32_t	group[N * 8];
-	uint32_t	rows = 0;
-	HlDataset	data;
-	HlClassifier model;
-	HlFitReport report;
-	HlTaggerOutput out;
-	char		err[128];
-	const char *probe = "play abba on youtube";
-
-	hl_sentence_features_init(&f);
-	row_start[0] = 0;
-	for (int i = 0; i < N; i++)
-	{
-		const char *name = names[i % 4];
-		const char *place = places[i % 3];
-		HlCharSpan	spans[2];
-		int32_t		tags[8];
-
-		snprintf(texts[i], sizeof(texts[i]), "play %s on %s", name, place);
-		spans[0] = (HlCharSpan) {5, 5 + (uint32_t) strlen(name), 0};
-		spans[1] = (HlCharSpan) {9 + (uint32_t) strlen(name),
-			9 + (uint32_t) (strlen(name) + strlen(place)), 1};
-		hl_span_featurize(texts[i], strlen(texts[i]), 12, &f);
-		hl_tags_from_spans(f.tokens, f.n_tokens, spans, 2, tags);
-		for (uint32_t t = 0; t < f.n_tokens; t++)
-		{
-			uint64_t	a = f.row_start[t];
-			uint64_t	b = f.row_start[t + 1];
-
-			memcpy(index + row_start[rows], f.index + a, sizeof(uint32_t) * (b - a));
-			memcpy(value + row_start[rows], f.value + a, sizeof(float) * (b - a));
-			label[rows] = tags[t];
-			group[rows] = (uint32_t) i;
-			row_start[rows + 1] = row_start[rows] + (b - a);
-			rows++;
-		}
-	}
-	data = (HlDataset) {rows, 1u << 12, 5, row_start, index, value, label, NULL, group};
-	hl_classifier_alloc(&model, data.dim, data.n_classes);
-	CHECK(hl_classifier_fit(&data, NULL, &model, &report, err, sizeof(err)) == 0);
-	hl_classifier_cache_variance(&model);
-
-	hl_tagger_output_init(&out);
-	hl_span_featurize(probe, strlen(probe), 12, &f);
-	hl_tagger_predict(&model, 2, &f, &out);
-	CHECK(out.n_spans == 2);
-	if (out.n_spans == 2)
-	{
-		CHECK(f.tokens[out.spans[0].first_token].char_start == 5);
-		CHECK(f.tokens[out.spans[0].end_token - 1].char_end == 9);
-		CHECK(out.spans[0].label == 0);
-		CHECK(out.spans[1].label == 1);
-		CHECK(out.spans[0].probability > 0.5f);
-		CHECK(out.spans[0].probability <= 1.0f);
-		CHECK(out.spans[0].mutual_information >= 0.0f);
-	}
-	for (uint32_t t = 0; t < out.n_tokens; t++)
-		CHECK(out.mutual_information[t] <= out.entropy[t] + 1e-6f);
-
-	hl_tagger_output_free(&out);
-	hl_sentence_features_free(&f);
-	hl_classifier_free(&model);
+	CHECK(n_spans == 3);
+	CHECK(spans[0].first_token == 1 && spans[0].end_token == 3 && spans[0].label == 1);
+	CHECK(spans[1].first_token == 4 && spans[1].end_token == 5 && spans[1].label == 0);
+	CHECK(spans[2].first_token == 5 && spans[2].end_token == 7 && spans[2].label == 0);
 }
 
 /*
@@ -1649,8 +1525,7 @@ main(void)
 	test_tokenize_punctuation_spaces();
 	test_span_features_rows();
 	test_tags_from_spans();
-	test_bio_decode_constraints();
-	test_tagger_learns_spans();
+	test_spans_from_tags();
 	test_crf_gradient_matches_differences();
 	test_crf_forward_backward_exact();
 	test_crf_viterbi_keeps_bio();

@@ -1,28 +1,27 @@
 /*
- * model_tagger.h
- *		Bayesian span tagger: a per-token classifier over BIO tags with
- *		BIO-constrained Viterbi decoding (numeric core, no PostgreSQL headers).
+ * span_tags.h
+ *		BIO tags of span models: numbering, conversion between character
+ *		spans and tag sequences, and the per-sentence prediction buffer
+ *		(numeric core, no PostgreSQL headers).
  *
  * Tags are numbered from the span labels 0 .. L-1: tag 0 is O (outside
  * every span), tag 2l + 1 is B-l (first token of a span of label l) and
- * tag 2l + 2 is I-l (a later token of it).  The token classifier is an
- * HlClassifier with max(2, 2L + 1) classes; with no span label at all the
- * second class is a phantom that decoding never chooses.
+ * tag 2l + 2 is I-l (a later token of it).  The tagger itself is the
+ * linear-chain CRF of model_crf.h.
  */
-#ifndef HL_MODEL_TAGGER_H
-#define HL_MODEL_TAGGER_H
+#ifndef HL_SPAN_TAGS_H
+#define HL_SPAN_TAGS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model_classifier.h"
 #include "span_features.h"
 
-/* Predictive samples per token; the span probabilities average over them. */
-#define HL_TAGGER_SAMPLES 16
-
-/* Span labels a tagger can have, so that its tags fit the sample table. */
-#define HL_TAGGER_MAX_LABELS 500
+/*
+ * Span labels a model can have.  Every label adds two tags, and the
+ * forward-backward and Viterbi passes cost the square of the tag count per token.
+ */
+#define HL_SPAN_MAX_LABELS 500
 
 #define HL_TAG_OUTSIDE 0
 
@@ -76,19 +75,13 @@ typedef struct HlTaggerOutput
 	uint32_t	max_tokens;
 	uint32_t	n_classes;
 	float	   *proba;			/* n_tokens x n_classes, posterior mean */
-	float	   *samples;		/* n_tokens x HL_TAGGER_SAMPLES x n_classes */
 	float	   *entropy;		/* per token, nats */
 	float	   *mutual_information; /* per token, nats */
 	float	   *margin;			/* per token: top probability minus the second */
 	int32_t    *tags;			/* decoded, per token */
 	uint32_t	n_spans;
 	HlTagSpan  *spans;
-	float	   *logp;			/* Viterbi input and scratch, n_tokens x n_classes */
-	float	   *score;
-	int32_t    *back;
-	float	   *mu;				/* n_classes each */
-	float	   *sd;
-	float	   *z;
+	int32_t    *back;			/* Viterbi back-pointers, n_tokens x n_classes */
 	double	   *crf_work;		/* scratch of hl_crf_predict */
 	size_t		crf_work_size;	/* in doubles */
 } HlTaggerOutput;
@@ -104,15 +97,6 @@ extern uint32_t hl_tags_from_spans(const HlToken *tokens, uint32_t n_tokens,
 								   const HlCharSpan *spans, uint32_t n_spans,
 								   int32_t *tags);
 
-/*
- * Write to tags the most probable tag sequence for the token
- * log-probabilities logp (n_tokens x n_classes) under the BIO constraints:
- * I-l only after B-l or I-l, and never first.  Only tags below n_tags are
- * candidates.  score and back are n_tokens x n_classes of scratch.
- */
-extern void hl_bio_decode(const float *logp, uint32_t n_tokens, uint32_t n_classes,
-						  uint32_t n_tags, float *score, int32_t *back, int32_t *tags);
-
 /* Write the spans of a valid BIO tag sequence to spans; returns how many. */
 extern uint32_t hl_spans_from_tags(const int32_t *tags, uint32_t n_tokens,
 								   HlTagSpan *spans);
@@ -123,13 +107,4 @@ extern void hl_tagger_output_free(HlTaggerOutput *out);
 /* Grow out to hold n tokens of k classes. */
 extern void hl_tagger_output_reserve(HlTaggerOutput *out, uint32_t n, uint32_t k);
 
-/*
- * Tag one featurised sentence with the token classifier (its variance
- * cached, see hl_classifier_cache_variance) for n_labels span labels:
- * per-token predictive distributions and uncertainty, the decoded tags,
- * and the spans with their probability and mutual information.
- */
-extern void hl_tagger_predict(const HlClassifier *classifier, uint32_t n_labels,
-							  const HlSentenceFeatures *features, HlTaggerOutput *out);
-
-#endif							/* HL_MODEL_TAGGER_H */
+#endif							/* HL_SPAN_TAGS_H */
