@@ -49,6 +49,7 @@ SELECT task FROM hl_models WHERE name = 'slots';
 
 -- Training: one version, the span labels as classes.
 SELECT version, labelled_rows, classes FROM hl_train('slots');
+SELECT labelled_rows, compared_version, agreement, recommendation, reason FROM hl_status('slots');
 SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens,
 	   (metrics->>'train_token_accuracy')::float8 > 0.9 AS fits
 FROM hl_models WHERE name = 'slots';
@@ -152,6 +153,14 @@ SET humanloop.reservation_timeout = 0;
 UPDATE utterances SET spans = '[{"start": 10, "end": 14, "label": "genre"}]' WHERE id = 202;
 SELECT version, classes FROM hl_train('slots');
 SELECT labels FROM hl_models WHERE name = 'slots';
+
+-- hl_status compares the decoded spans of the two versions on the pool.
+SELECT labelled_rows, classes, version, compared_version, pool_sample,
+	   estimated_accuracy IS NULL AS no_accuracy, agreement BETWEEN 0 AND 1 AS has_agreement,
+	   mean_entropy >= mean_mutual_information AND mean_mutual_information >= 0 AS uncertainty,
+	   recommendation IN ('stop', 'keep labelling') AS has_recommendation
+FROM hl_status('slots');
+SELECT compared_version, agreement, recommendation FROM hl_status('slots', sample => 1);
 UPDATE utterances SET spans = NULL WHERE id = 202;
 
 -- Classification functions reject span models, and the reverse.

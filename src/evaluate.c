@@ -37,7 +37,7 @@ hl_check_task_evaluable(const HlModelDef *def, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s of a model of task \"%s\" is not supported", what, def->task),
-				 errdetail("Model \"%s\" has task \"%s\"; only classification models have cross-validation, abstention rules and hl_status so far.",
+				 errdetail("Model \"%s\" has task \"%s\"; only classification models have cross-validation and abstention rules so far.",
 						   def->name, def->task),
 				 strcmp(def->task, "spans") == 0 ?
 				 errhint("Measure a span model on a labelled relation: hl_evaluate('%s', 'schema.table').",

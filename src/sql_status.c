@@ -3,9 +3,9 @@
  *		hl_status: whether labelling more rows is still likely to help.
  *
  * The rule is a stabilising-predictions stop: once two versions trained on
- * different numbers of labels predict the same label for nearly every
- * unlabelled row, more labels of the same kind are unlikely to change the
- * predictions.  NOTE: the 0.99 agreement and ten labels per class are
+ * different numbers of labels predict the same label (or, in a span model,
+ * the same spans) for nearly every unlabelled row, more labels of the same
+ * kind are unlikely to change the predictions.  NOTE: the 0.99 agreement and ten labels per class are
  * chosen, not measured on humanloop's own learning curves.  The agreement is
  * measured on a sample of the pool chosen by a hash of the row id, so the
  * same rows are compared on every call.
@@ -17,6 +17,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -152,6 +153,58 @@ hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
 }
 
 /*
+ * Return the prediction of model for text as a string to compare between
+ * versions: the label of a classifier, or a span model's decoded spans with
+ * their character offsets and labels.  Sets the uncertainty left in the
+ * row: a classifier's predictive entropy and mutual information, or a
+ * sentence's mean over its tokens.
+ */
+static char *
+hl_status_predict(HlModel *model, const char *text, double *entropy,
+				  double *mutual_information)
+{
+	const HlTaggerOutput *tagged = &model->tagged;
+	const HlSentenceFeatures *sentence = &model->sentence;
+	StringInfoData spans;
+	HlPrediction prediction;
+
+	if (!hl_model_is_spans(model))
+	{
+		hl_model_score(model, text, strlen(text), &prediction);
+		*entropy = prediction.entropy;
+		*mutual_information = prediction.mutual_information;
+		return pstrdup(model->labels[prediction.label]);
+	}
+
+	hl_model_tag(model, text, strlen(text));
+	*entropy = 0.0;
+	*mutual_information = 0.0;
+	for (uint32 t = 0; t < tagged->n_tokens; t++)
+	{
+		*entropy += tagged->entropy[t];
+		*mutual_information += tagged->mutual_information[t];
+	}
+	if (tagged->n_tokens > 0)
+	{
+		*entropy /= tagged->n_tokens;
+		*mutual_information /= tagged->n_tokens;
+	}
+
+	/* Label names, not indexes, because two versions may number labels differently. */
+	initStringInfo(&spans);
+	for (uint32 i = 0; i < tagged->n_spans; i++)
+	{
+		const HlTagSpan *span = &tagged->spans[i];
+
+		appendStringInfo(&spans, "%u:%u:%s;",
+						 sentence->tokens[span->first_token].char_start,
+						 sentence->tokens[span->end_token - 1].char_end,
+						 model->labels[span->label]);
+	}
+	return spans.data;
+}
+
+/*
  * hl_status(name, sample) returns (labelled_rows, classes, version,
  * estimated_accuracy, accuracy_low, accuracy_high, accuracy_source,
  * compared_version, agreement, pool_sample, mean_entropy,
@@ -169,7 +222,7 @@ hl_status(PG_FUNCTION_ARGS)
 	int32		previous;
 	uint32		classes;
 	HlPoolSample sample;
-	char	  **labels;			/* current version's label of each sampled row */
+	char	  **predicted;		/* current version's prediction of each sampled row */
 	double		entropy_sum = 0.0;
 	double		mi_sum = 0.0;
 	double		agreement = NAN;
@@ -195,7 +248,6 @@ hl_status(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	hl_check_model_name(name);
 	def = hl_catalog_fetch_model(name, false);
-	hl_check_task_evaluable(def, "hl_status");
 	hl_source_check(def);
 	model = hl_model_current(name, &model_id);
 	if (model == NULL)
@@ -211,17 +263,17 @@ hl_status(PG_FUNCTION_ARGS)
 
 	/* Score the pool sample with the current version, then the previous one. */
 	hl_sample_pool(def, sample_size, &sample);
-	labels = palloc(sizeof(char *) * Max(sample.n, 1));
+	predicted = palloc(sizeof(char *) * Max(sample.n, 1));
 	for (int i = 0; i < sample.n; i++)
 	{
-		HlPrediction prediction;
+		double		entropy;
+		double		mutual_information;
 
 		CHECK_FOR_INTERRUPTS();
 		model = hl_model_version(name, model_id, def->current_version);
-		hl_model_score(model, sample.texts[i], strlen(sample.texts[i]), &prediction);
-		labels[i] = pstrdup(model->labels[prediction.label]);
-		entropy_sum += prediction.entropy;
-		mi_sum += prediction.mutual_information;
+		predicted[i] = hl_status_predict(model, sample.texts[i], &entropy, &mutual_information);
+		entropy_sum += entropy;
+		mi_sum += mutual_information;
 	}
 	if (previous > 0 && sample.n > 0)
 	{
@@ -229,12 +281,13 @@ hl_status(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < sample.n; i++)
 		{
-			HlPrediction prediction;
 			HlModel    *older = hl_model_version(name, model_id, previous);
+			double		entropy;
+			double		mutual_information;
 
 			CHECK_FOR_INTERRUPTS();
-			hl_model_score(older, sample.texts[i], strlen(sample.texts[i]), &prediction);
-			if (strcmp(older->labels[prediction.label], labels[i]) == 0)
+			if (strcmp(hl_status_predict(older, sample.texts[i], &entropy, &mutual_information),
+					   predicted[i]) == 0)
 				same++;
 		}
 		agreement = (double) same / sample.n;
@@ -262,7 +315,7 @@ hl_status(PG_FUNCTION_ARGS)
 	else if (agreement >= HL_STOP_AGREEMENT)
 	{
 		recommendation = "stop";
-		reason = psprintf("versions %d and %d agree on %.1f%% of %d pool rows: more labels are unlikely to change the answers",
+		reason = psprintf("versions %d and %d agree on %.1f%% of %d pool rows: more labels are unlikely to change the predictions",
 						  previous, def->current_version, 100.0 * agreement, sample.n);
 	}
 	else
