@@ -321,7 +321,10 @@ def throughput(cur, repeats):
 
 
 def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
-    """Run one active-learning curve in its own connection; return [(labelled sentences, F1)].
+    """Run one active-learning curve in its own connection.
+
+    Returns the curve [(labelled sentences, F1)] and, for the same rounds,
+    the output of hl_status: [(labelled sentences, agreement, recommendation)].
 
     After max_labels, extend lists further pool sizes.  The curve reaches
     each in one step of the same strategy, so random's curve goes on over
@@ -341,6 +344,7 @@ def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
     chosen = rng.sample(range(1, n_pool + 1), batch)
     sizes = list(range(2 * batch, max_labels + 1, batch)) + [n for n in extend if n > max_labels]
     curve = []
+    status = []
     labelled = 0
     while True:
         if chosen is None:
@@ -355,6 +359,8 @@ def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
         cur.execute("SELECT (hl_evaluate_spans(%s, 'snips_test')->>'f1')::float8", (model,))
         f1 = cur.fetchone()[0]
         curve.append((labelled, f1))
+        cur.execute("SELECT agreement, recommendation FROM hl_status(%s)", (model,))
+        status.append((labelled,) + cur.fetchone())
         print(f"  {strategy} seed {seed}: {labelled} sentences, F1 {f1:.4f}", flush=True)
         sizes = [n for n in sizes if n > labelled]
         if not sizes or labelled >= n_pool:
@@ -380,7 +386,7 @@ def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
     cur.execute("SELECT hl_drop_model(%s)", (model,))
     cur.execute(f"DROP TABLE {pool}")
     conn.close()
-    return curve
+    return curve, status
 
 
 def token_features(words, i):
@@ -572,6 +578,8 @@ def write_report(path, results):
     curves = results["curves"]
     if curves:
         lines += active_learning_section(results, curves, 0.95 * evaluation["f1"])
+    if results.get("status"):
+        lines += status_section(results, evaluation["f1"])
     lines += METHOD.splitlines()
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -623,6 +631,36 @@ def active_learning_section(results, curves, target):
         at_1000 = dict(curves["default"])[1000]
         lines.append(f"The default's F1 at 1,000 sentences is {at_1000:.4f}; target at least 0.80 "
                      f"({'met' if at_1000 >= 0.80 else 'missed'}).")
+    lines.append("")
+    return lines
+
+
+def status_section(results, full_f1):
+    """Return the report lines with the first round where hl_status recommended stopping."""
+    lines = ["## When hl_status recommends stopping", "",
+             "After every round the script calls `hl_status` on the model (a sample of 1,000 "
+             "unlabelled sentences; it recommends stopping once the newest two versions find "
+             "exactly the same spans in 99% of them and there are ten labelled sentences per span "
+             "label).  For each curve: the first round with that recommendation, the seed's F1 "
+             f"there as a share of the full-data F1 ({full_f1:.4f}), and the agreement between "
+             "versions at 1,000 and 2,000 sentences.", "",
+             "| strategy | seed | first `stop` at | F1 there | share of full-data F1 "
+             "| agreement at 1,000 | agreement at 2,000 |",
+             "|---|---|---|---|---|---|---|"]
+    for name, per_seed in results["status"].items():
+        for seed, rounds, curve in zip(results["seeds"], per_seed, results["seed_curves"][name]):
+            f1_at = dict(curve)
+            agreement = {n: a for n, a, _ in rounds}
+            # With nothing left to label the recommendation is stop too, without an agreement.
+            stop = next((n for n, a, r in rounds if r == "stop" and a is not None), None)
+            agreement_cells = [f"{agreement[n]:.3f}" if agreement.get(n) is not None else ""
+                     for n in (1000, 2000)]
+            if stop is None:
+                lines.append(f"| {name} | {seed} | not within {rounds[-1][0]:,} | | | "
+                             + " | ".join(agreement_cells) + " |")
+            else:
+                lines.append(f"| {name} | {seed} | {stop:,} | {f1_at[stop]:.4f} | "
+                             f"{f1_at[stop] / full_f1:.3f} | " + " | ".join(agreement_cells) + " |")
     lines.append("")
     return lines
 
@@ -703,10 +741,14 @@ def main():
                     jobs[(strategy, seed)] = pool.submit(simulate, dsn, strategy, seed, args.batch,
                                                          limit, len(train), more)
         curves = {}
+        seed_curves = {}
+        status = {}
         for strategy in strategies:
-            runs = [jobs[(strategy, seed)].result() for seed in seeds]
+            runs = [jobs[(strategy, seed)].result()[0] for seed in seeds]
             curves[strategy] = [(n, sum(r[i][1] for r in runs) / len(runs))
                                 for i, (n, _) in enumerate(runs[0])]
+            seed_curves[strategy] = runs
+            status[strategy] = [jobs[(strategy, seed)].result()[1] for seed in seeds]
 
     results = {
         "revision": revision, "machine": platform.machine(), "cores": os.cpu_count(),
@@ -714,6 +756,7 @@ def main():
         "args": {"batch": args.batch, "max_labels": args.max_labels, "strategy_max": strategy_max},
         "seeds": seeds, "full": evaluation, "train_seconds": seconds, "metrics": metrics,
         "rate": rate, "rate_sentences": n_rate, "baseline_f1": baseline_f1, "curves": curves,
+        "seed_curves": seed_curves, "status": status,
     }
     os.makedirs(os.path.dirname(args.record), exist_ok=True)
     with open(args.record, "w", encoding="utf-8") as f:
