@@ -336,13 +336,16 @@ def run_strategy(admin_dsn, template, spec, out_path, max_labels, extended):
             labelled += len(ids)
             train_seconds = train_model(cur, model)
             accuracy, eval_seconds = score_test_split(cur, model)
+            cur.execute("SELECT agreement, recommendation FROM hl_status(%s)", (model,))
+            agreement, recommendation = cur.fetchone()
             cur.execute("SELECT count(DISTINCT label) FROM pool WHERE label IS NOT NULL")
             classes_labelled = cur.fetchone()[0]
             record = {"record": "round", "labels": labelled, "accuracy": accuracy,
                       "selected": len(ids), "ambiguous_selected": ambiguous_selected,
                       "classes_labelled": classes_labelled, "ids": ids,
                       "call": call, "batch_seconds": batch_seconds, "train_seconds": train_seconds,
-                      "eval_seconds": eval_seconds, "extended": labelled > max_labels}
+                      "eval_seconds": eval_seconds, "extended": labelled > max_labels,
+                      "status_agreement": agreement, "status_recommendation": recommendation}
             out.write(json.dumps(record) + "\n")
             out.flush()
         out.write(json.dumps({"record": "done", "finished": datetime.datetime.now().isoformat()}) + "\n")
@@ -883,10 +886,48 @@ def section(data, summary, image, default_name):
                      f"(cold start included) whose true intent is in one of the pairs; the pool's "
                      f"share is {meta['ambiguous_pool_rows'] / meta['train_rows']:.3f}.")
         lines.append("")
+    lines += stopping_lines(data, names, label)
     if data["unfinished"]:
         lines.append("Unfinished runs, not counted: " + ", ".join(data["unfinished"]) + ".")
         lines.append("")
     return lines
+
+
+def first_stop(rounds):
+    """Return the first round where hl_status recommended stopping with an agreement, or None."""
+    for record in rounds:
+        if (record.get("status_recommendation") == "stop"
+                and record.get("status_agreement") is not None):
+            return record
+    return None
+
+
+def stopping_lines(data, names, label):
+    """Return the table of where hl_status first recommended stopping, if the runs recorded it."""
+    full_accuracy = data["full"]["accuracy"]
+    rows = []
+    for name in names:
+        runs = data["runs"][name]
+        if not all(rounds and "status_recommendation" in rounds[0] for _, rounds in runs):
+            continue
+        stops = [first_stop(rounds) for _, rounds in runs]
+        found = [record for record in stops if record is not None]
+        where = ", ".join(f"{record['labels']:,}" if record else "none" for record in stops)
+        if found:
+            accuracy = statistics.mean(record["accuracy"] for record in found)
+            rows.append(f"| {label(name)} | {where} | {accuracy:.3f} | "
+                        f"{accuracy / full_accuracy:.3f} |")
+        else:
+            rows.append(f"| {label(name)} | {where} | | |")
+    if not rows:
+        return []
+    return ["`hl_status` after every round: the labels at which it first recommended stopping, "
+            "per seed (at least ten labels per class, and the newest two versions give the same "
+            "label to 99% of a 1,000-row pool sample), with the mean test accuracy there and its "
+            "share of the full-data accuracy.",
+            "",
+            "| candidate | first `stop` at, per seed | accuracy there | share of full-data accuracy |",
+            "|---|---|---|---|"] + rows + [""]
 
 
 def choosing_the_default(all_data, default_name):
