@@ -67,11 +67,29 @@ CREATE TRIGGER not_a_number AFTER INSERT ON own_labels FOR EACH ROW
 	EXECUTE FUNCTION humanloop.label_trigger('first', 'id', 'label');
 INSERT INTO own_labels VALUES (1, 'a');
 DROP TRIGGER not_a_number ON own_labels;
+CREATE TRIGGER negative AFTER INSERT ON own_labels FOR EACH ROW
+	EXECUTE FUNCTION humanloop.label_trigger('-3', 'id', 'label');
+INSERT INTO own_labels VALUES (1, 'a');
+DROP TRIGGER negative ON own_labels;
 CREATE TRIGGER wrong_column AFTER INSERT ON own_labels FOR EACH ROW
 	EXECUTE FUNCTION humanloop.label_trigger('1', 'key', 'label');
 INSERT INTO own_labels VALUES (1, 'a');
 SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
 RESET ROLE;
+
+-- On the model's own table, a trigger must name the model's columns: one
+-- that passes the text column as the label column queues nothing.
+DO $$
+BEGIN
+	EXECUTE format('CREATE TRIGGER other_columns AFTER UPDATE ON queue_texts FOR EACH ROW'
+				   ' EXECUTE FUNCTION humanloop.label_trigger(%s, %L, %L)',
+				   (SELECT model_id FROM humanloop.models WHERE name = 'queue_texts'), 'id', 'body');
+END
+$$;
+\set VERBOSITY terse
+UPDATE queue_texts SET body = 'text 6, edited' WHERE id = 6;
+\set VERBOSITY default
+DROP TRIGGER other_columns ON queue_texts;
 
 -- hl_train deletes the queued changes it learned, so the worker does not
 -- apply them again.  This includes a change made in the same transaction.

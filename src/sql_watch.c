@@ -204,6 +204,21 @@ hl_trigger_relations(Relation rel)
 	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 }
 
+/* Parse a trigger's model id argument.  Returns false unless it is a positive int4. */
+static bool
+hl_parse_model_id(const char *text, int32 *model_id)
+{
+	char	   *end;
+	long		value;
+
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (end == text || *end != '\0' || errno != 0 || value < 1 || value > PG_INT32_MAX)
+		return false;
+	*model_id = (int32) value;
+	return true;
+}
+
 /*
  * humanloop.label_trigger(model_id, id_column, label_column): record one
  * label change
@@ -221,9 +236,9 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	char	   *item;
 	int32		model_id;
 	uint64		queued;
-	Datum		values[4];
-	char		nulls[4] = "    ";
-	Oid			argtypes[4] = {INT4OID, TEXTOID, CHAROID, OIDARRAYOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+	Oid			argtypes[6] = {INT4OID, TEXTOID, CHAROID, OIDARRAYOID, TEXTOID, TEXTOID};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
@@ -271,7 +286,12 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 		change = old_null ? 'I' : (new_null ? 'D' : 'U');
 	}
 
-	model_id = pg_strtoint32(trigger->tgargs[0]);
+	if (!hl_parse_model_id(trigger->tgargs[0], &model_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" passes model id \"%s\", which is not a positive integer",
+						trigger->tgname, trigger->tgargs[0]),
+				 errhint("Drop the trigger, and call hl_watch for the model whose labels are in this table.")));
 	item = SPI_getvalue(tuple, desc, id_attno);
 	values[0] = Int32GetDatum(model_id);
 	if (item != NULL)
@@ -280,12 +300,14 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 		nulls[1] = 'n';
 	values[2] = CharGetDatum(change);
 	values[3] = PointerGetDatum(hl_trigger_relations(trigdata->tg_relation));
+	values[4] = CStringGetTextDatum(trigger->tgargs[1]);
+	values[5] = CStringGetTextDatum(trigger->tgargs[2]);
 
 	/*
 	 * The insert runs as the extension's owner.  It adds a row only when the
-	 * model keeps its labels in the trigger's relation, so a role that puts
-	 * this trigger on a table of its own cannot queue work for another
-	 * role's model.
+	 * model keeps its labels in the trigger's relation and columns, so a role
+	 * that puts this trigger on a table of its own, or on other columns of
+	 * the model's table, cannot queue work for a model.
 	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -295,8 +317,10 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 									   " SELECT m.model_id, $2, $3 FROM humanloop.models m"
 									   " WHERE m.model_id OPERATOR(pg_catalog.=) $1"
 									   " AND COALESCE(m.labels_relation, m.relation)::pg_catalog.oid"
-									   " OPERATOR(pg_catalog.=) ANY ($4)",
-									   4, argtypes);
+									   " OPERATOR(pg_catalog.=) ANY ($4)"
+									   " AND COALESCE(m.labels_id_column, m.id_column) OPERATOR(pg_catalog.=) $5"
+									   " AND m.label_column OPERATOR(pg_catalog.=) $6",
+									   6, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare the label queue insert");
@@ -312,8 +336,8 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on relation \"%s\" does not name a model whose labels are in that relation",
 						trigger->tgname, RelationGetRelationName(trigdata->tg_relation)),
-				 errdetail("The trigger names model %d. humanloop.label_trigger queues changes only for a model whose labels are in the table it fires on.",
-						   model_id),
+				 errdetail("The trigger names model %d with id column \"%s\" and label column \"%s\". humanloop.label_trigger queues changes only for a model whose labels are in those columns of the table it fires on.",
+						   model_id, trigger->tgargs[1], trigger->tgargs[2]),
 				 errhint("Drop the trigger, and call hl_watch for the model whose labels are in this table.")));
 
 	hl_worker_wake_at_commit();
