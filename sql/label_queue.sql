@@ -71,6 +71,10 @@ CREATE TRIGGER negative AFTER INSERT ON own_labels FOR EACH ROW
 	EXECUTE FUNCTION humanloop.label_trigger('-3', 'id', 'label');
 INSERT INTO own_labels VALUES (1, 'a');
 DROP TRIGGER negative ON own_labels;
+CREATE TRIGGER padded AFTER INSERT ON own_labels FOR EACH ROW
+	EXECUTE FUNCTION humanloop.label_trigger(' 01', 'id', 'label');
+INSERT INTO own_labels VALUES (1, 'a');
+DROP TRIGGER padded ON own_labels;
 CREATE TRIGGER wrong_column AFTER INSERT ON own_labels FOR EACH ROW
 	EXECUTE FUNCTION humanloop.label_trigger('1', 'key', 'label');
 INSERT INTO own_labels VALUES (1, 'a');

@@ -146,7 +146,7 @@ hl_watch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("label column \"%s\" of model \"%s\" no longer exists in \"%s\"",
 							def->label_column, name, get_rel_name(relid)),
-					 errhint("Drop the model with hl_drop_model('%s') and create it again.", name)));
+					 errhint("Rename the column back, or drop the model with hl_drop_model('%s') and create it again.", name)));
 		label_type = lookup_type_cache(getBaseType(get_atttype(relid, label_attno)), TYPECACHE_EQ_OPR);
 		if (!OidIsValid(label_type->eq_opr))
 			compared_label = psprintf("%s::text", label);
@@ -211,9 +211,12 @@ hl_parse_model_id(const char *text, int32 *model_id)
 	char	   *end;
 	long		value;
 
+	/* Only the digits hl_watch writes: no sign, white space or leading zero. */
+	if (text[0] < '1' || text[0] > '9')
+		return false;
 	errno = 0;
 	value = strtol(text, &end, 10);
-	if (end == text || *end != '\0' || errno != 0 || value < 1 || value > PG_INT32_MAX)
+	if (*end != '\0' || errno != 0 || value > PG_INT32_MAX)
 		return false;
 	*model_id = (int32) value;
 	return true;
@@ -262,7 +265,7 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 				 errmsg("trigger \"%s\" names column \"%s\", which relation \"%s\" does not have",
 						trigger->tgname, trigger->tgargs[id_attno <= 0 ? 1 : 2],
 						RelationGetRelationName(trigdata->tg_relation)),
-				 errhint("If a column was renamed, run hl_watch again for the model; a trigger not made by hl_watch should be dropped.")));
+				 errhint("If a column of the model was renamed, rename it back, because the model keeps the names it was created with. Drop a trigger that hl_watch did not make.")));
 
 	/* A new label, an edited one, or a removed one. */
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
@@ -334,7 +337,7 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	if (queued != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on relation \"%s\" does not name a model whose labels are in that relation",
+				 errmsg("trigger \"%s\" on relation \"%s\" does not name a model whose labels are in that relation and those columns",
 						trigger->tgname, RelationGetRelationName(trigdata->tg_relation)),
 				 errdetail("The trigger names model %d with id column \"%s\" and label column \"%s\". humanloop.label_trigger queues changes only for a model whose labels are in those columns of the table it fires on.",
 						   model_id, trigger->tgargs[1], trigger->tgargs[2]),
