@@ -639,28 +639,33 @@ def status_section(results, full_f1):
     """Return the report lines with the first round where hl_status recommended stopping."""
     lines = ["## When hl_status recommends stopping", "",
              "After every round the script calls `hl_status` on the model (a sample of 1,000 "
-             "unlabelled sentences; it recommends stopping once the newest two versions find "
-             "exactly the same spans in 99% of them and there are ten labelled sentences per span "
-             "label).  For each curve: the first round with that recommendation, the seed's F1 "
-             f"there as a share of the full-data F1 ({full_f1:.4f}), and the agreement between "
-             "versions at 1,000 and 2,000 sentences.", "",
-             "| strategy | seed | first `stop` at | F1 there | share of full-data F1 "
-             "| agreement at 1,000 | agreement at 2,000 |",
-             "|---|---|---|---|---|---|---|"]
+             "unlabelled sentences).  It recommends stopping once the newest two versions find "
+             "exactly the same spans in 99% of them and every span label has ten labelled "
+             "sentences (before revision 1cf8795: ten times the number of span labels in all).  "
+             "For each "
+             "curve: the first round where that agreement reached 0.99, the first round with the "
+             "recommendation `stop`, the seed's F1 at each as a share of the full-data F1 "
+             f"({full_f1:.4f}), and the agreement at 1,000 and 2,000 sentences.", "",
+             "| strategy | seed | agreement 0.99 at | F1 there (share) | first `stop` at "
+             "| F1 there (share) | agreement at 1,000 | agreement at 2,000 |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def cells(n, f1_at):
+        if n is None:
+            return ["not reached", ""]
+        return [f"{n:,}", f"{f1_at[n]:.4f} ({f1_at[n] / full_f1:.3f})"]
+
     for name, per_seed in results["status"].items():
         for seed, rounds, curve in zip(results["seeds"], per_seed, results["seed_curves"][name]):
             f1_at = dict(curve)
             agreement = {n: a for n, a, _ in rounds}
+            agreed = next((n for n, a, _ in rounds if a is not None and a >= 0.99), None)
             # With nothing left to label the recommendation is stop too, without an agreement.
             stop = next((n for n, a, r in rounds if r == "stop" and a is not None), None)
             agreement_cells = [f"{agreement[n]:.3f}" if agreement.get(n) is not None else ""
-                     for n in (1000, 2000)]
-            if stop is None:
-                lines.append(f"| {name} | {seed} | not within {rounds[-1][0]:,} | | | "
-                             + " | ".join(agreement_cells) + " |")
-            else:
-                lines.append(f"| {name} | {seed} | {stop:,} | {f1_at[stop]:.4f} | "
-                             f"{f1_at[stop] / full_f1:.3f} | " + " | ".join(agreement_cells) + " |")
+                               for n in (1000, 2000)]
+            lines.append(f"| {name} | {seed} | " + " | ".join(cells(agreed, f1_at) + cells(stop, f1_at)
+                                                         + agreement_cells) + " |")
     lines.append("")
     return lines
 
