@@ -273,6 +273,21 @@ WHERE id = 1;
 SELECT version, classes FROM hl_train('slots_overlap');
 ROLLBACK;
 
+-- Span labels kept as text: hl_status raises the error of a bad label with its row.
+CREATE TABLE text_spans (id integer PRIMARY KEY, body text, spans text);
+INSERT INTO text_spans VALUES
+	(1, 'play adele on spotify', '[{"start": 5, "end": 10, "label": "artist"}]'),
+	(2, 'play queen', '[{"start": 5, "end": 10, "label": "artist"}]'),
+	(3, 'play abba', NULL);
+SELECT hl_create_model('text_spans', 'text_spans', text_column => 'body', label_column => 'spans',
+					   task => 'spans') > 0 AS created;
+SELECT version FROM hl_train('text_spans');
+SELECT recommendation, reason FROM hl_status('text_spans');
+UPDATE text_spans SET spans = 'artist at 5' WHERE id = 2;
+SELECT recommendation FROM hl_status('text_spans');
+SELECT hl_drop_model('text_spans');
+DROP TABLE text_spans;
+
 -- Bad definitions.
 SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
 					   task => 'ner');

@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -28,6 +29,7 @@
 #include "catalog.h"
 #include "evaluate.h"
 #include "model_cache.h"
+#include "span_labels.h"
 #include "text_source.h"
 
 PG_FUNCTION_INFO_V1(hl_status);
@@ -211,6 +213,99 @@ hl_status_predict(HlModel *model, const char *text, double *entropy,
 }
 
 /*
+ * Count the labelled rows of each span label now, parsing the labels as
+ * hl_train does, so a bad label raises the same error naming its row.  A
+ * row counts once for each label among its spans.  Sets counts (indexed as
+ * map) and returns the number of labels.
+ */
+static uint32
+hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **counts)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext row_context = AllocSetContextCreate(outer, "humanloop status row",
+													  ALLOCSET_DEFAULT_SIZES);
+	uint32		capacity = 64;
+	int64	   *last_row = palloc(sizeof(int64) * capacity);
+	int64		row_number = 0;
+	Portal		portal;
+
+	*counts = palloc0(sizeof(int64) * capacity);
+	hl_span_label_map_init(map);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, hl_source_training_query(def), 0, NULL, NULL,
+									   NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			MemoryContext spi_context = MemoryContextSwitchTo(row_context);
+			bool		isnull;
+			Datum		given = SPI_getbinval(tuple, desc, 3, &isnull);
+			char	   *id;
+			char	   *body;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			CHECK_FOR_INTERRUPTS();
+			row_number++;
+			if (isnull)
+			{
+				MemoryContextSwitchTo(spi_context);
+				continue;
+			}
+			id = SPI_getvalue(tuple, desc, 1);
+			body = SPI_getvalue(tuple, desc, 2);
+			if (body == NULL)
+				body = "";
+			deconstruct_array(DatumGetArrayTypeP(given), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+			for (int i = 0; i < n; i++)
+			{
+				HlCharSpan *spans;
+				uint32		n_spans;
+
+				if (nulls[i])
+					continue;
+				spans = hl_span_labels_parse(TextDatumGetCString(elems[i]), id ? id : "(null)",
+											 body, strlen(body), def->allow_overlap, map, &n_spans);
+				for (uint32 k = 0; k < n_spans; k++)
+				{
+					int32		label = spans[k].label;
+
+					/* The map grows as labels appear, and the counts with it. */
+					while ((uint32) label >= capacity)
+					{
+						*counts = repalloc(*counts, sizeof(int64) * capacity * 2);
+						memset(*counts + capacity, 0, sizeof(int64) * capacity);
+						last_row = repalloc(last_row, sizeof(int64) * capacity * 2);
+						capacity *= 2;
+					}
+					if ((*counts)[label] == 0 || last_row[label] != row_number)
+					{
+						(*counts)[label]++;
+						last_row[label] = row_number;
+					}
+				}
+			}
+			MemoryContextSwitchTo(spi_context);
+			MemoryContextReset(row_context);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextDelete(row_context);
+	return map->n;
+}
+
+/*
  * Find the label given to the fewest labelled rows now: its name, its row
  * count, and the number of labels in use.  A span model's labels are its
  * span labels, and a row counts for each label among its spans.  Returns
@@ -221,28 +316,35 @@ hl_fewest_label_rows(const HlModelDef *def, bool spans, char **label, int64 *row
 					 int64 *labels_in_use)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	const char *label_of_row;
-	char	   *query;
 	bool		found = false;
 	bool		isnull;
 
-	/* A span label that is not a JSON array is left to hl_train to report. */
-	label_of_row = spans ?
-		"(SELECT e.span->>'label' FROM pg_catalog.jsonb_array_elements(CASE WHEN"
-		" pg_catalog.jsonb_typeof(l.given::jsonb) = 'array' THEN l.given::jsonb"
-		" ELSE '[]'::jsonb END) e (span))" :
-		"(SELECT l.given)";
-	query = psprintf("SELECT c.label, c.rows, count(*) OVER () FROM"
-					 " (SELECT x.label, count(DISTINCT s.id) AS rows"
-					 "  FROM (%s) s (id, doc, labels), unnest(s.labels) l (given),"
-					 "  LATERAL %s x (label)"
-					 "  WHERE x.label IS NOT NULL GROUP BY x.label) c"
-					 " ORDER BY c.rows, c.label LIMIT 1",
-					 hl_source_training_query(def), label_of_row);
+	if (spans)
+	{
+		HlSpanLabelMap map;
+		int64	   *counts;
+		uint32		n = hl_count_span_label_rows(def, &map, &counts);
+
+		for (uint32 k = 0; k < n; k++)
+			if (!found || counts[k] < *rows ||
+				(counts[k] == *rows && strcmp(map.names[k], *label) < 0))
+			{
+				*label = map.names[k];
+				*rows = counts[k];
+				found = true;
+			}
+		*labels_in_use = n;
+		return found;
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf("SELECT c.label, c.rows, count(*) OVER () FROM"
+							 " (SELECT l.label, count(DISTINCT s.id) AS rows"
+							 "  FROM (%s) s (id, doc, labels), unnest(s.labels) l (label)"
+							 "  WHERE l.label IS NOT NULL GROUP BY l.label) c"
+							 " ORDER BY c.rows, c.label LIMIT 1",
+							 hl_source_training_query(def)), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the labelled rows of model \"%s\"", def->name);
 	if (SPI_processed == 1)
 	{
