@@ -97,7 +97,8 @@ SELECT hl_create_model('many', 'many', text_column => 'body', label_column => 't
 SELECT (metrics->>'warm_start')::boolean AS warm, metrics->>'heldout_accuracy' IS NOT NULL AS heldout_reported
 FROM hl_train('many');
 CREATE TEMP TABLE first_fit AS SELECT metrics FROM hl_models WHERE name = 'many';
-SELECT (metrics->>'warm_start')::boolean AS warm, metrics->>'heldout_accuracy' IS NOT NULL AS heldout_reported
+SELECT (metrics->>'warm_start')::boolean AS warm, metrics->>'heldout_accuracy' IS NOT NULL AS heldout_reported,
+	   (metrics->>'heldout_rows')::int AS heldout_rows
 FROM hl_train('many');
 SELECT (m.metrics->>'temperature') = (f.metrics->>'temperature') AS same_temperature,
 	   (m.metrics->>'variance_scale') = (f.metrics->>'variance_scale') AS same_variance_scale

@@ -595,6 +595,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 		classifier.variance_scale = calibration.variance_scale;
 		report.temperature = calibration.temperature;
 		report.variance_scale = calibration.variance_scale;
+		report.heldout_rows = 0;
 		report.heldout_accuracy = NAN;
 		report.heldout_nll = NAN;
 	}
