@@ -195,5 +195,17 @@ FROM hl_status('eval', sample => 10);
 SELECT hl_status('eval', sample => 0);
 SELECT hl_status('fresh');
 
+-- One class cannot stop, however many rows it has.
+CREATE TABLE one_class (id integer PRIMARY KEY, body text, intent text);
+INSERT INTO one_class SELECT i, 'card number ' || i, CASE WHEN i <= 12 THEN 'card' END
+FROM generate_series(1, 15) AS i;
+SELECT hl_create_model('one_class', 'one_class', text_column => 'body', label_column => 'intent') > 0 AS created;
+SET client_min_messages = error;
+SELECT version FROM hl_train('one_class');
+RESET client_min_messages;
+SELECT recommendation, reason FROM hl_status('one_class');
+SELECT hl_drop_model('one_class');
+DROP TABLE one_class;
+
 SELECT hl_drop_model('eval'), hl_drop_model('tiny'), hl_drop_model('fresh');
 SELECT count(*) FROM hl_evaluations WHERE name IN ('eval', 'tiny', 'fresh');

@@ -20,10 +20,10 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
-#include "utils/array.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "catalog.h"
@@ -173,8 +173,9 @@ hl_status_predict(HlModel *model, const char *text, double *entropy,
 {
 	const HlTaggerOutput *tagged = &model->tagged;
 	const HlSentenceFeatures *sentence = &model->sentence;
-	StringInfoData spans;
+	StringInfoData key;
 	HlPrediction prediction;
+	char	   *result;
 
 	if (!hl_model_is_spans(model))
 	{
@@ -198,18 +199,26 @@ hl_status_predict(HlModel *model, const char *text, double *entropy,
 		*mutual_information /= tagged->n_tokens;
 	}
 
-	/* Label names, not indexes, because two versions may number labels differently. */
-	initStringInfo(&spans);
+	/*
+	 * Label names, not indexes, because two versions may number labels
+	 * differently.  The length before each name keeps any name unambiguous.
+	 */
+	initStringInfo(&key);
 	for (uint32 i = 0; i < tagged->n_spans; i++)
 	{
 		const HlTagSpan *span = &tagged->spans[i];
+		const char *label = model->labels[span->label];
 
-		appendStringInfo(&spans, "%u:%u:%s;",
+		appendStringInfo(&key, "%u:%u:%zu:%s;",
 						 sentence->tokens[span->first_token].char_start,
 						 sentence->tokens[span->end_token - 1].char_end,
-						 model->labels[span->label]);
+						 strlen(label), label);
 	}
-	return spans.data;
+
+	/* The buffer starts at 1 kB, and a sample keeps one string per row. */
+	result = pstrdup(key.data);
+	pfree(key.data);
+	return result;
 }
 
 /*
@@ -264,6 +273,8 @@ hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **cou
 			body = SPI_getvalue(tuple, desc, 2);
 			if (body == NULL)
 				body = "";
+			if (strlen(body) > (size_t) hl_max_text_bytes)
+				hl_check_text_length(strlen(body), psprintf("text of row \"%s\"", id ? id : "(null)"));
 			deconstruct_array(DatumGetArrayTypeP(given), TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &nulls, &n);
 			for (int i = 0; i < n; i++)
@@ -343,7 +354,7 @@ hl_fewest_label_rows(const HlModelDef *def, bool spans, char **label, int64 *row
 							 " (SELECT l.label, count(DISTINCT s.id) AS rows"
 							 "  FROM (%s) s (id, doc, labels), unnest(s.labels) l (label)"
 							 "  WHERE l.label IS NOT NULL GROUP BY l.label) c"
-							 " ORDER BY c.rows, c.label LIMIT 1",
+							 " ORDER BY c.rows, c.label COLLATE \"C\" LIMIT 1",
 							 hl_source_training_query(def)), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the labelled rows of model \"%s\"", def->name);
 	if (SPI_processed == 1)
@@ -376,6 +387,7 @@ hl_status(PG_FUNCTION_ARGS)
 	int32		labelled = 0;
 	int32		previous;
 	uint32		classes;
+	bool		spans;
 	HlPoolSample sample;
 	char	  **predicted;		/* current version's prediction of each sampled row */
 	double		entropy_sum = 0.0;
@@ -416,6 +428,9 @@ hl_status(PG_FUNCTION_ARGS)
 	def->current_version = model->version;
 	classes = model->n_labels;
 
+	/* Loading another version may evict this one, so keep what is needed. */
+	spans = hl_model_is_spans(model);
+
 	previous = hl_previous_version(model_id, def->current_version, &labelled);
 	source = hl_accuracy_estimate(model_id, def->current_version, &accuracy, &low, &high);
 
@@ -443,10 +458,14 @@ hl_status(PG_FUNCTION_ARGS)
 			double		entropy;
 			double		mutual_information;
 
+			char	   *older_prediction;
+
 			CHECK_FOR_INTERRUPTS();
-			if (strcmp(hl_status_predict(older, sample.texts[i], &entropy, &mutual_information),
-					   predicted[i]) == 0)
+			older_prediction = hl_status_predict(older, sample.texts[i], &entropy,
+												 &mutual_information);
+			if (strcmp(older_prediction, predicted[i]) == 0)
 				same++;
+			pfree(older_prediction);
 		}
 		agreement = (double) same / sample.n;
 	}
@@ -457,13 +476,13 @@ hl_status(PG_FUNCTION_ARGS)
 		recommendation = "stop";
 		reason = pstrdup("every row is labelled, so there is nothing left to label");
 	}
-	else if (!hl_fewest_label_rows(def, hl_model_is_spans(model), &fewest_label, &fewest_rows,
+	else if (!hl_fewest_label_rows(def, spans, &fewest_label, &fewest_rows,
 								   &labels_in_use) ||
-			 labels_in_use < (hl_model_is_spans(model) ? 1 : 2))
+			 labels_in_use < (spans ? 1 : 2))
 	{
 		/* A classifier needs two classes, a span model one span label. */
 		recommendation = "keep labelling";
-		if (hl_model_is_spans(model))
+		if (spans)
 			reason = pstrdup("no labelled row has a span yet");
 		else if (labels_in_use == 1)
 			reason = pstrdup("only one class is labelled; stopping is considered once two are");
@@ -474,9 +493,9 @@ hl_status(PG_FUNCTION_ARGS)
 	{
 		recommendation = "keep labelling";
 		reason = psprintf("%s \"%s\" has only %lld labelled %s; stopping is considered once every %s has %d",
-						  hl_model_is_spans(model) ? "span label" : "class", fewest_label,
+						  spans ? "span label" : "class", fewest_label,
 						  (long long) fewest_rows, fewest_rows == 1 ? "row" : "rows",
-						  hl_model_is_spans(model) ? "span label" : "class",
+						  spans ? "span label" : "class",
 						  HL_STOP_MIN_LABELS_PER_CLASS);
 	}
 	else if (previous == 0)
