@@ -93,6 +93,11 @@ FROM hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => '
 -- cross-validation of span models, and k belongs to cross-validation.
 SELECT hl_evaluate('slots', 'gold', text_column => 'body', label_column => 'truth') =
 	   hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth') AS same_result;
+-- Both calls stored their results, with the span F1 in its own column.
+SELECT method, relation, version, rows, span_f1 = (result->>'f1')::float8 AS f1_column,
+	   accuracy IS NULL AS no_accuracy, count(*)
+FROM hl_evaluations WHERE name = 'slots' AND relation = 'public.gold'
+GROUP BY 1, 2, 3, 4, 5, 6;
 SELECT hl_evaluate('slots');
 SELECT hl_evaluate('slots', 'gold', k => 3, text_column => 'body', label_column => 'truth');
 

@@ -60,6 +60,14 @@ extern void hl_score_relation(HlModel *model, Oid relation, const char *text_col
 extern void hl_scored_rows(const HlScoredSet *set, const HlConfidenceScore *score,
 						   HlScoredRows *rows);
 
+/*
+ * Store an evaluation of version of model def in humanloop.evaluations:
+ * method "cross_validation" with folds, or "relation" with the qualified
+ * relation name; result is the JSON text hl_evaluate returns.
+ */
+extern void hl_store_evaluation(const HlModelDef *def, int32 version, const char *method,
+								const char *relation, int folds, const char *result);
+
 /* Span evaluation on a labelled relation (sql_spans.c), which hl_evaluate calls. */
 extern Datum hl_evaluate_spans(PG_FUNCTION_ARGS);
 

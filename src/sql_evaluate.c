@@ -100,8 +100,7 @@ hl_metrics_json(StringInfo json, const HlScoredSet *scored, char **labels,
 	appendStringInfoChar(json, '}');
 }
 
-/* Store an evaluation of model def in humanloop.evaluations. */
-static void
+void
 hl_store_evaluation(const HlModelDef *def, int32 version, const char *method,
 					const char *relation, int folds, const char *result)
 {
@@ -158,9 +157,8 @@ hl_evaluate(PG_FUNCTION_ARGS)
 
 	/*
 	 * A span model is measured on a labelled relation by hl_evaluate_spans,
-	 * whose arguments are these without k.
-	 * NOTE: span results are returned but not stored in hl_evaluations, and
-	 * span models have no cross-validation yet (hl_check_task_evaluable).
+	 * whose arguments are these without k, and which stores the result.
+	 * NOTE: span models have no cross-validation yet (hl_check_task_evaluable).
 	 */
 	if (strcmp(def->task, "spans") == 0 && !PG_ARGISNULL(1))
 	{

@@ -19,6 +19,7 @@
 #include "utils/tuplestore.h"
 
 #include "catalog.h"
+#include "evaluate.h"
 #include "model_cache.h"
 #include "span_labels.h"
 #include "text_source.h"
@@ -161,7 +162,9 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 	const char *text_column;
 	const char *label_column;
 	const char *id_expr;
+	const char *relname;
 	char	   *query;
+	int32		version;
 	HlSpanLabelMap labels;
 	HlSpanCounts total = {0, 0, 0};
 	HlSpanCounts *counts;
@@ -201,11 +204,10 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 		id_expr = psprintf("t.%s::text", quote_identifier(def->id_column));
 	else
 		id_expr = "(pg_catalog.row_number() OVER ())::text";
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										 get_rel_name(relid));
 	query = psprintf("SELECT %s, t.%s::text, t.%s::text FROM %s t WHERE t.%s IS NOT NULL",
-					 id_expr, text_column, label_column,
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												get_rel_name(relid)),
-					 label_column);
+					 id_expr, text_column, label_column, relname, label_column);
 
 	/* Label ids: the model's labels first, then gold labels it never saw. */
 	model = hl_model_current(name, &model_id);
@@ -214,6 +216,7 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" has not been trained yet", name),
 				 errhint("Run SELECT * FROM hl_train('%s'); first.", name)));
+	version = model->version;
 	hl_span_label_map_init(&labels);
 	for (uint32 k = 0; k < model->n_labels; k++)
 		hl_span_label_id(&labels, model->labels[k]);
@@ -296,7 +299,9 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 
 	/* Micro averages first, then one object per label in name order. */
 	initStringInfo(&json);
-	appendStringInfo(&json, "{\"rows\": " INT64_FORMAT ", \"version\": %d, ", rows, model->version);
+	appendStringInfoString(&json, "{\"method\": \"relation\", \"relation\": ");
+	escape_json(&json, relname);
+	appendStringInfo(&json, ", \"rows\": " INT64_FORMAT ", \"version\": %d, ", rows, version);
 	hl_append_scores(&json, &total);
 	appendStringInfoString(&json, ", \"labels\": {");
 	order = palloc(sizeof(int32) * Max(labels.n, 1));
@@ -319,5 +324,7 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&json, "}}");
 
+	/* Stored like a classifier's evaluation, so BI tools chart F1 by version. */
+	hl_store_evaluation(def, version, "relation", relname, 0, json.data);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 }
