@@ -207,5 +207,22 @@ SELECT recommendation, reason FROM hl_status('one_class');
 SELECT hl_drop_model('one_class');
 DROP TABLE one_class;
 
+-- Labels in a separate table, several per item: an item counts once per label.
+CREATE TABLE status_items (id integer PRIMARY KEY, body text);
+CREATE TABLE status_labels (item integer, intent text);
+INSERT INTO status_items SELECT i, (ARRAY['card lost', 'send money'])[i % 2 + 1] || ' case ' || i
+FROM generate_series(1, 30) AS i;
+INSERT INTO status_labels SELECT i, CASE WHEN i <= 18 THEN 'transfer' ELSE 'card' END
+FROM generate_series(1, 24) AS i;
+INSERT INTO status_labels SELECT i, 'card' FROM generate_series(19, 24) AS i;
+SELECT hl_create_model('status_split', 'status_items', text_column => 'body', label_column => 'intent',
+					   labels_relation => 'status_labels', labels_id_column => 'item') > 0 AS created;
+SELECT labelled_rows FROM hl_train('status_split');
+INSERT INTO status_labels VALUES (25, 'transfer');
+SELECT labelled_rows FROM hl_train('status_split');
+SELECT labelled_rows, compared_version, pool_sample, recommendation, reason FROM hl_status('status_split');
+SELECT hl_drop_model('status_split');
+DROP TABLE status_labels, status_items;
+
 SELECT hl_drop_model('eval'), hl_drop_model('tiny'), hl_drop_model('fresh');
 SELECT count(*) FROM hl_evaluations WHERE name IN ('eval', 'tiny', 'fresh');
