@@ -154,8 +154,12 @@ SELECT count(*) FROM hl_next_batch('slots', 3);
 DELETE FROM humanloop.reservations;
 SET humanloop.reservation_timeout = 0;
 
--- A new label is accepted and learned.
+-- A new label is accepted and learned.  Two more labelled rows make the
+-- step from version 1 large enough for hl_status to compare the two.
 UPDATE utterances SET spans = '[{"start": 10, "end": 14, "label": "genre"}]' WHERE id = 202;
+INSERT INTO utterances (id, text, spans) VALUES
+	(205, 'what is the weather like in rome', '[]'),
+	(206, 'what is the weather like in lima', '[]');
 SELECT version, classes FROM hl_train('slots');
 SELECT labels FROM hl_models WHERE name = 'slots';
 
@@ -168,6 +172,7 @@ FROM hl_status('slots');
 -- The one row labelled "genre" is too few to stop, whatever the agreement.
 SELECT compared_version, agreement, recommendation, reason FROM hl_status('slots', sample => 1);
 UPDATE utterances SET spans = NULL WHERE id = 202;
+DELETE FROM utterances WHERE id IN (205, 206);
 
 -- Classification functions reject span models, and the reverse.
 SELECT hl_predict('slots', 'play queen');
