@@ -922,8 +922,8 @@ def stopping_lines(data, names, label):
     if not rows:
         return []
     return ["`hl_status` after every round: the labels at which it first recommended stopping, "
-            "per seed (at least ten labels per class, and the current version and the one before it, "
-            "trained on one round fewer, give the same "
+            "per seed (at least ten labels per class, and the current version and the newest earlier "
+            "one trained on at least 2% fewer labels give the same "
             "label to 99% of a 1,000-row pool sample), with the mean test accuracy there and its "
             "share of the full-data accuracy.",
             "",

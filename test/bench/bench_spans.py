@@ -673,8 +673,9 @@ def status_section(results, full_f1):
     """Return the report lines with the first round where hl_status recommended stopping."""
     lines = ["## When hl_status recommends stopping", "",
              "After every round the script calls `hl_status` on the model (a sample of 1,000 "
-             "unlabelled sentences).  It recommends stopping once the current version and the one "
-             "before it, trained on one round fewer, find "
+             "unlabelled sentences).  It recommends stopping once the current version and the "
+             "newest earlier one trained on at least 2% fewer sentences (before revision "
+             "fa2d4d3: the round before) find "
              "exactly the same spans in 99% of them and every span label has ten labelled "
              "sentences (before revision 1cf8795: ten times the number of span labels in all).  "
              "For each "
