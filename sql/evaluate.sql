@@ -224,5 +224,22 @@ SELECT labelled_rows, compared_version, pool_sample, recommendation, reason FROM
 SELECT hl_drop_model('status_split');
 DROP TABLE status_labels, status_items;
 
+-- The compared version needs at least 2% fewer labels: one more label on
+-- 60 is too close, two are enough.
+CREATE TABLE status_steps (id integer PRIMARY KEY, body text, intent text);
+INSERT INTO status_steps SELECT i, (ARRAY['card lost', 'send money'])[i % 2 + 1] || ' case ' || i,
+	   CASE WHEN i <= 60 THEN (ARRAY['card', 'transfer'])[i % 2 + 1] END
+FROM generate_series(1, 80) AS i;
+SELECT hl_create_model('status_steps', 'status_steps', text_column => 'body', label_column => 'intent') > 0 AS created;
+SELECT version, labelled_rows FROM hl_train('status_steps');
+UPDATE status_steps SET intent = 'card' WHERE id = 62;
+SELECT version, labelled_rows FROM hl_train('status_steps');
+SELECT compared_version, reason FROM hl_status('status_steps');
+UPDATE status_steps SET intent = 'transfer' WHERE id = 61;
+SELECT version, labelled_rows FROM hl_train('status_steps');
+SELECT compared_version, agreement IS NOT NULL AS compared FROM hl_status('status_steps');
+SELECT hl_drop_model('status_steps');
+DROP TABLE status_steps;
+
 SELECT hl_drop_model('eval'), hl_drop_model('tiny'), hl_drop_model('fresh');
 SELECT count(*) FROM hl_evaluations WHERE name IN ('eval', 'tiny', 'fresh');

@@ -512,7 +512,8 @@ hl_status(PG_FUNCTION_ARGS)
 	else if (previous == 0)
 	{
 		recommendation = "keep labelling";
-		reason = pstrdup("no earlier version trained on fewer labels to compare with");
+		reason = psprintf("no earlier version trained on at least %.0f%% fewer labels to compare with",
+						  100.0 * HL_STOP_MIN_STEP);
 	}
 	else if (agreement >= HL_STOP_AGREEMENT)
 	{
