@@ -81,8 +81,9 @@ INSERT INTO own_labels VALUES (1, 'a');
 SELECT count(*) AS queued FROM humanloop.label_queue WHERE model_id = :model_id;
 RESET ROLE;
 
--- On the model's own table, a trigger must name the model's columns: one
--- that passes the text column as the label column queues nothing.
+-- On the model's own table, a trigger must name the model's columns.  One
+-- that passes the text column as the label column raises 39P01 and queues
+-- nothing.
 DO $$
 BEGIN
 	EXECUTE format('CREATE TRIGGER other_columns AFTER UPDATE ON queue_texts FOR EACH ROW'

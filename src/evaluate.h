@@ -61,9 +61,9 @@ extern void hl_scored_rows(const HlScoredSet *set, const HlConfidenceScore *scor
 						   HlScoredRows *rows);
 
 /*
- * Store an evaluation of version of model def in humanloop.evaluations:
- * method "cross_validation" with folds, or "relation" with the qualified
- * relation name; result is the JSON text hl_evaluate returns.
+ * Store an evaluation of version of model def in humanloop.evaluations.
+ * method is "cross_validation" with folds, or "relation" with the qualified
+ * relation name.  result is the JSON text that hl_evaluate returns.
  */
 extern void hl_store_evaluation(const HlModelDef *def, int32 version, const char *method,
 								const char *relation, int folds, const char *result);

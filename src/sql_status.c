@@ -245,7 +245,7 @@ hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **cou
 	MemoryContext row_context = AllocSetContextCreate(outer, "humanloop status row",
 													  ALLOCSET_DEFAULT_SIZES);
 	uint32		capacity = 64;
-	int64	   *last_row = palloc(sizeof(int64) * capacity);
+	int64	   *last_row = palloc0(sizeof(int64) * capacity);
 	int64		row_number = 0;
 	Portal		portal;
 
@@ -307,9 +307,11 @@ hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **cou
 						*counts = repalloc(*counts, sizeof(int64) * capacity * 2);
 						memset(*counts + capacity, 0, sizeof(int64) * capacity);
 						last_row = repalloc(last_row, sizeof(int64) * capacity * 2);
+						memset(last_row + capacity, 0, sizeof(int64) * capacity);
 						capacity *= 2;
 					}
-					if ((*counts)[label] == 0 || last_row[label] != row_number)
+					/* Rows are numbered from 1, so a zero entry matches no row. */
+					if (last_row[label] != row_number)
 					{
 						(*counts)[label]++;
 						last_row[label] = row_number;

@@ -943,9 +943,15 @@ test_spans_from_tags(void)
 	uint32_t	n_spans = hl_spans_from_tags(tags, 7, spans);
 
 	CHECK(n_spans == 3);
-	CHECK(spans[0].first_token == 1 && spans[0].end_token == 3 && spans[0].label == 1);
-	CHECK(spans[1].first_token == 4 && spans[1].end_token == 5 && spans[1].label == 0);
-	CHECK(spans[2].first_token == 5 && spans[2].end_token == 7 && spans[2].label == 0);
+	CHECK(spans[0].first_token == 1);
+	CHECK(spans[0].end_token == 3);
+	CHECK(spans[0].label == 1);
+	CHECK(spans[1].first_token == 4);
+	CHECK(spans[1].end_token == 5);
+	CHECK(spans[1].label == 0);
+	CHECK(spans[2].first_token == 5);
+	CHECK(spans[2].end_token == 7);
+	CHECK(spans[2].label == 0);
 }
 
 /*
