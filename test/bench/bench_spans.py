@@ -327,10 +327,10 @@ def load_table(cur, name, rows, with_labels=True):
         page_size=2000)
 
 
-def full_data(cur):
+def full_data(cur, model_options):
     """Train on all of train; return (F1 on test, train seconds, metrics)."""
     cur.execute("SELECT hl_create_model('snips', 'snips_train', text_column => 'text',"
-                " label_column => 'spans', task => 'spans')")
+                " label_column => 'spans', task => 'spans', options => %s)", (model_options,))
     start = time.monotonic()
     cur.execute("SELECT metrics FROM hl_train('snips')")
     metrics = cur.fetchone()[0]
@@ -354,7 +354,7 @@ def throughput(cur, repeats):
     return n / best, n
 
 
-def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
+def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=(), model_options="{}"):
     """Run one active-learning curve in its own connection.
 
     Returns the curve [(labelled sentences, F1)] and, for the same rounds,
@@ -373,7 +373,8 @@ def simulate(dsn, strategy, seed, batch, max_labels, n_pool, extend=()):
     cur.execute(f"CREATE TABLE {pool} AS SELECT id, text, NULL::jsonb AS spans FROM snips_train")
     cur.execute(f"ALTER TABLE {pool} ADD PRIMARY KEY (id)")
     cur.execute("SELECT hl_create_model(%s, %s, text_column => 'text',"
-                " label_column => 'spans', task => 'spans')", (model, pool))
+                " label_column => 'spans', task => 'spans', options => %s)",
+                (model, pool, model_options))
     rng = random.Random(seed)
     chosen = rng.sample(range(1, n_pool + 1), batch)
     sizes = list(range(2 * batch, max_labels + 1, batch)) + [n for n in extend if n > max_labels]
@@ -728,6 +729,9 @@ def main():
                         help="comma-separated STRATEGY[/REDUCTION][+OPTION=VALUE...], REDUCTION"
                              " sum, mean or max, OPTION a batch option of hl_next_batch"
                              " with a JSON value, e.g. margin/max+diversity=0.3")
+    parser.add_argument("--model-options", default="{}",
+                        help="JSON options of hl_create_model for every model of the run,"
+                             " e.g. '{\"prior_precision\": 0.5}'")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--record", default="/var/tmp/humanloop-bench/spans/record.json",
                         help="JSON file the measurements are saved to")
@@ -763,7 +767,7 @@ def main():
         cur.execute("CREATE EXTENSION humanloop")
         load_table(cur, "snips_train", train)
         load_table(cur, "snips_test", test)
-        evaluation, seconds, metrics = full_data(cur)
+        evaluation, seconds, metrics = full_data(cur, args.model_options)
         print(f"full F1 {evaluation['f1']:.4f} in {seconds:.1f} s", flush=True)
         rate, n_rate = throughput(cur, 3)
         print(f"throughput {rate:.0f} sentences/s", flush=True)
@@ -780,7 +784,7 @@ def main():
                     else:
                         limit, more = strategy_max, ()
                     jobs[(strategy, seed)] = pool.submit(simulate, dsn, strategy, seed, args.batch,
-                                                         limit, len(train), more)
+                                                         limit, len(train), more, args.model_options)
         curves = {}
         seed_curves = {}
         status = {}
