@@ -162,7 +162,13 @@ hl_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-
+/*
+ * Return the watched models with queued changes whose retry_at has passed.
+ * A change queued after a model's last failure, such as the corrected
+ * label, ends the failure backoff at once.  A further failure needs a still
+ * newer change to skip the wait, so a label that stays bad cannot make the
+ * worker retry in a loop.
+ */
 static List *
 hl_pending_models(void)
 {
@@ -182,7 +188,9 @@ hl_pending_models(void)
 					"  FROM humanloop.label_queue q"
 					"  JOIN humanloop.models m ON m.model_id = q.model_id"
 					"  LEFT JOIN humanloop.worker_state s ON s.model_id = q.model_id"
-					" WHERE m.watched AND (s.retry_at IS NULL OR s.retry_at <= pg_catalog.now())"
+					" WHERE m.watched AND (s.retry_at IS NULL OR s.retry_at <= pg_catalog.now()"
+					"       OR (s.failures > 0 AND EXISTS (SELECT 1 FROM humanloop.label_queue c"
+					"            WHERE c.model_id = q.model_id AND c.queued_at > s.last_error_at)))"
 					" GROUP BY q.model_id ORDER BY q.model_id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.label_queue");

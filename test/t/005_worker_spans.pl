@@ -137,5 +137,17 @@ ok( $node->poll_query_until('postgres',
 		"SELECT failures > 0 AND last_error LIKE '%span label of row \"2\"%' FROM hl_worker_status WHERE name = 'notes'"),
 	'worker error names the row of a label that is not JSON');
 
+# Correcting the label ends the backoff: the retrain comes long before retry_at.
+$node->safe_psql('postgres', q{
+	UPDATE humanloop.worker_state SET retry_at = now() + interval '1 hour'
+	WHERE model_id = (SELECT model_id FROM humanloop.models WHERE name = 'notes');
+	UPDATE notes SET spans = '[{"start": 7, "end": 11, "label": "city"}]' WHERE id = 2;
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 FROM hl_worker_status WHERE name = 'notes'"),
+	'corrected label retrained before retry_at');
+is($node->safe_psql('postgres', "SELECT labelled_rows FROM hl_models WHERE name = 'notes'"),
+	'2', 'retrain has the corrected row');
+
 $node->stop;
 done_testing();
