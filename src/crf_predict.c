@@ -159,7 +159,7 @@ hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions)
 
 			a[c] = transitions->mean[c];
 			if (h > 0.0f)
-				a[c] += eps_table[s][EPS_HALF + c % EPS_HALF] / sqrtf(h);
+				a[c] += eps_table[s][EPS_HALF + c % EPS_HALF] * sqrtf(emission->variance_scale / h);
 		}
 		view_draw(transitions, s, &view);
 		crf_lattice_fill_float(&view, a);
@@ -244,7 +244,7 @@ emission_moments(const HlClassifier *emission, const HlCrfTransitions *transitio
 		}
 		for (uint32_t j = 0; j < k; j++)
 		{
-			var[j] = sqrt(var[j]);
+			var[j] = sqrt(var[j] * emission->variance_scale);
 			if (j >= n_tags)
 				mu[j] = -INFINITY;	/* the phantom tag of a model without labels */
 		}
