@@ -748,6 +748,23 @@ def status_section(results, full_f1):
     return lines
 
 
+def merge_record(results, other):
+    """Add the curves of record other to results, seeds of a strategy in both joining."""
+    for name, runs in other["seed_curves"].items():
+        results["seed_curves"].setdefault(name, []).extend(runs)
+        results["status"].setdefault(name, []).extend(other["status"][name])
+        runs = results["seed_curves"][name]
+        length = min(len(r) for r in runs)
+        results["curves"][name] = [(runs[0][i][0], sum(r[i][1] for r in runs) / len(runs))
+                                   for i in range(length)]
+
+
+def rename_strategy(results, old, new):
+    """Rename strategy old to new in every part of results, keeping the order."""
+    for key in ("curves", "seed_curves", "status"):
+        results[key] = {(new if k == old else k): v for k, v in results[key].items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("snips_dir", nargs="?")
@@ -764,6 +781,8 @@ def main():
                         help="comma-separated pool sizes random reaches after --max-labels, one "
                              "step each (nested subsets); a size of the pool or more labels every row")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="seeds run from this one on, so a later run can add seeds")
     parser.add_argument("--jobs", type=int, default=1,
                         help="curves run at once, each in its own connection")
     parser.add_argument("--strategies", default="random,default",
@@ -775,11 +794,27 @@ def main():
                         help="JSON file the measurements are saved to")
     parser.add_argument("--from-record", action="store_true",
                         help="rebuild --out from --record without measuring")
+    parser.add_argument("--merge", action="append", default=[],
+                        help="with --from-record: a further record whose curves join --record's, "
+                             "as more seeds of a strategy or as a new strategy")
+    parser.add_argument("--rename", action="append", default=[],
+                        help="with --from-record: OLD=NEW renames a strategy in the report")
+    parser.add_argument("--note", default=None,
+                        help="with --from-record: text that replaces the record's command line")
     args = parser.parse_args()
 
     if args.from_record:
         with open(args.record, encoding="utf-8") as f:
-            write_report(args.out, json.load(f))
+            results = json.load(f)
+        for path in args.merge:
+            with open(path, encoding="utf-8") as f:
+                merge_record(results, json.load(f))
+        for pair in args.rename:
+            old, _, new = pair.partition("=")
+            rename_strategy(results, old, new)
+        if args.note:
+            results["command"] = args.note
+        write_report(args.out, results)
         return
     if not args.snips_dir:
         parser.error("SNIPS_DIR is required unless --from-record is given")
@@ -811,7 +846,7 @@ def main():
         print(f"throughput {rate:.0f} sentences/s", flush=True)
         conn.close()
 
-        seeds = list(range(1, args.seeds + 1))
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         strategies = [s for s in args.strategies.split(",") if s]
         jobs = {}
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
