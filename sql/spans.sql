@@ -51,7 +51,8 @@ SELECT task FROM hl_models WHERE name = 'slots';
 SELECT version, labelled_rows, classes FROM hl_train('slots');
 SELECT labelled_rows, compared_version, agreement, recommendation, reason FROM hl_status('slots');
 SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens,
-	   (metrics->>'train_token_accuracy')::float8 > 0.9 AS fits
+	   (metrics->>'train_token_accuracy')::float8 > 0.9 AS fits,
+	   metrics->>'prior_precision' AS prior_precision, metrics->>'variance_scale' AS variance_scale
 FROM hl_models WHERE name = 'slots';
 
 -- Prediction: character offsets, the text they cover, and uncertainty.

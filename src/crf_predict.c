@@ -7,9 +7,12 @@
  * comes from HL_CRF_SAMPLES draws of the weights from the diagonal Laplace
  * posterior, fixed antithetic pairs so that predictions are reproducible.
  * A draw's emission score of token t and tag j is drawn from its Gaussian
- * marginal N(mu_t(j), sum_f x_tf^2 / h_fj + 1 / h_bias_j); tokens are drawn
- * independently, which ignores the correlation of tokens sharing a feature.
- * Transitions are drawn once per draw and cached by hl_crf_prepare.
+ * marginal N(mu_t(j), c (sum_f x_tf^2 / h_fj + 1 / h_bias_j)), with c the
+ * model's variance_scale.  Tokens are drawn independently, which ignores
+ * the correlation of tokens sharing a feature.  Transitions are drawn once
+ * per draw, with the same scale, and cached by hl_crf_prepare.  Span models are
+ * trained with c = 0.01, because draws at the whole Laplace variance made
+ * span probabilities far too low (train_spans.c).
  *
  * In each draw forward-backward gives the token marginals p_t and, for a
  * decoded span of tokens a .. b-1 with label l, the probability that
@@ -159,7 +162,7 @@ hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions)
 
 			a[c] = transitions->mean[c];
 			if (h > 0.0f)
-				a[c] += eps_table[s][EPS_HALF + c % EPS_HALF] / sqrtf(h);
+				a[c] += eps_table[s][EPS_HALF + c % EPS_HALF] * sqrtf(emission->variance_scale / h);
 		}
 		view_draw(transitions, s, &view);
 		crf_lattice_fill_float(&view, a);
@@ -244,7 +247,7 @@ emission_moments(const HlClassifier *emission, const HlCrfTransitions *transitio
 		}
 		for (uint32_t j = 0; j < k; j++)
 		{
-			var[j] = sqrt(var[j]);
+			var[j] = sqrt(var[j] * emission->variance_scale);
 			if (j >= n_tags)
 				mu[j] = -INFINITY;	/* the phantom tag of a model without labels */
 		}

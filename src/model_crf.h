@@ -107,7 +107,9 @@ extern double hl_crf_objective(const HlCrfData *data, double lambda, const doubl
 /*
  * Cache what prediction needs: the fitted emission weights with their
  * variances, and the exponentiated transitions of HL_CRF_SAMPLES fixed
- * posterior draws.  The model must not change afterwards.  A weight with
+ * posterior draws, whose variance is the Laplace variance times
+ * emission->variance_scale (1 after hl_crf_fit).  The model must not change
+ * afterwards.  A weight with
  * precision FLT_MAX, which hl_crf_fit gives every (feature, tag) pair that
  * never occurred, must have mean zero and is left out.
  */

@@ -5,14 +5,15 @@
  *
  * Build and run (test/core/bench_spans_core.sh does both):
  *
- *	 test/core/bench_spans_core SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES]]]]
+ *	 test/core/bench_spans_core SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES [SCALES]]]]]
  *
  * SNIPS_DIR has train/, valid/ and test/, each with seq.in (words separated
  * by spaces, one sentence a line) and seq.out (one BIO tag per word).  A
  * sentence's text is its words joined by single spaces, and its gold spans
  * are character offsets in that text, as the extension receives them.
- * Training uses the first TRAIN_SENTENCES of train (default all).  The
- * output is the fit time, exact-match span micro-F1 on valid and test, and
+ * Training uses the first TRAIN_SENTENCES of train (default all; 0 is all).
+ * SCALES is a comma-separated list of posterior variance scales (default
+ * 1); the span probabilities are scored with each.  The output is the fit time, exact-match span micro-F1 on valid and test, and
  * the prediction rate (featurisation, hl_crf_predict with its posterior
  * draws, one thread) in sentences per second of CPU time, which depends
  * less on other load than wall time does.
@@ -222,6 +223,7 @@ main(int argc, char **argv)
 	double		lambda = 1.0;
 	uint32_t	max_iter = 100;
 	size_t		max_train = 0;
+	char	   *scales = NULL;
 	Split		train;
 	Split		valid;
 	Split		test;
@@ -250,7 +252,8 @@ main(int argc, char **argv)
 
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: %s SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES]]]]\n", argv[0]);
+		fprintf(stderr, "usage: %s SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES [SCALES]]]]]\n",
+				argv[0]);
 		return 2;
 	}
 	dir = argv[1];
@@ -262,6 +265,7 @@ main(int argc, char **argv)
 		max_iter = (uint32_t) atoi(argv[4]);
 	if (argc > 5)
 		max_train = (size_t) atol(argv[5]);
+	scales = strdup(argc > 6 ? argv[6] : "1");
 
 	read_split(dir, "train", 1, &train);
 	read_split(dir, "valid", 0, &valid);
@@ -350,17 +354,25 @@ main(int argc, char **argv)
 		return 1;
 	}
 	fit_seconds = now() - t0;
-	hl_crf_prepare(&emission, &transitions);
-
-	f1_valid = evaluate(&emission, &transitions, &valid, hash_bits, &rate, &brier);
 	printf("sentences %zu tokens %zu labels %d tags %u hash_bits %u lambda %g max_iter %u\n",
 		   train.n, n_tokens, n_label_names, k, hash_bits, lambda, max_iter);
 	printf("%llu emission weights\n", (unsigned long long) report.emission_weights);
 	printf("fit %.1f s, %u iterations, %u evaluations, train nll %.4f, train token accuracy %.4f\n",
 		   fit_seconds, report.iterations, report.evaluations, report.train_nll,
 		   report.train_token_accuracy);
-	printf("valid span F1 %.4f, span probability Brier %.4f\n", f1_valid, brier);
-	f1_test = evaluate(&emission, &transitions, &test, hash_bits, &rate, &brier);
-	printf("test span F1 %.4f, span probability Brier %.4f, %.0f sentences per CPU second\n", f1_test, brier, rate);
+
+	/* The draws are cached by hl_crf_prepare, so drop them for each scale. */
+	for (char *item = strtok(scales, ","); item != NULL; item = strtok(NULL, ","))
+	{
+		emission.variance_scale = (float) atof(item);
+		transitions.draws = NULL;
+		hl_crf_prepare(&emission, &transitions);
+		printf("variance scale %g\n", emission.variance_scale);
+		f1_valid = evaluate(&emission, &transitions, &valid, hash_bits, &rate, &brier);
+		printf("valid span F1 %.4f, span probability Brier %.4f\n", f1_valid, brier);
+		f1_test = evaluate(&emission, &transitions, &test, hash_bits, &rate, &brier);
+		printf("test span F1 %.4f, span probability Brier %.4f, %.0f sentences per CPU second\n",
+			   f1_test, brier, rate);
+	}
 	return 0;
 }
