@@ -89,6 +89,13 @@ INSERT INTO gold VALUES
 SELECT e->>'rows' AS rows, e->>'support' AS gold_spans, e->>'predicted' AS predicted,
 	   e->'labels'->'singer' AS singer
 FROM hl_evaluate_spans('slots', 'gold', text_column => 'body', label_column => 'truth') AS e;
+-- With no gold span and none found there is nothing to measure: null, not 0.
+CREATE TABLE gold_empty AS SELECT * FROM gold WHERE body = 'nothing here';
+SELECT e->>'rows' AS rows, e->'precision' AS precision, e->'recall' AS recall, e->'f1' AS f1,
+	   e->'labels' AS labels
+FROM hl_evaluate_spans('slots', 'gold_empty', text_column => 'body', label_column => 'truth') AS e;
+SELECT span_f1 IS NULL AS no_span_f1 FROM hl_evaluations
+WHERE name = 'slots' AND relation = 'public.gold_empty';
 
 -- hl_evaluate measures a span model on a relation the same way; it has no
 -- cross-validation of span models, and k belongs to cross-validation.
@@ -122,6 +129,9 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'hybrid');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "mean"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'bald', '{"reduction": "sum"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"}');
+-- Strategies that use no token uncertainty take no reduction.
+SELECT count(*) FROM hl_next_batch('slots', 2, 'coverage', '{"reduction": "max"}');
+SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"reduction": "max"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 0.5}');
 SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 1, "reserve": false}');
 -- A span model not trained yet rejects the option before any NOTICE.
@@ -308,6 +318,10 @@ SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column 
 					   task => 'spans', options => '{"allow_overlap": 1}');
 SELECT hl_create_model('bad', 'tickets', text_column => 'body', label_column => 'category',
 					   options => '{"allow_overlap": true}');
+SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans', options => '{"word_ngrams": 1}');
+SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
+					   task => 'spans', options => '{"abstain_probability": 0.5}');
 
 SELECT hl_drop_model('slots_overlap');
 SELECT hl_drop_model('slots');

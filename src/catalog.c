@@ -141,6 +141,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	JsonbValue	value;
 	JsonbIteratorToken token;
 	const char *message;
+	bool		spans = def->task != NULL && strcmp(def->task, "spans") == 0;
 
 	hl_feature_config_default(&def->features);
 	def->abstain_probability = HL_DEFAULT_ABSTAIN_PROBABILITY;
@@ -149,7 +150,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	def->abstention.folds = HL_DEFAULT_FOLDS;
 	def->prior_precision = 0.0;
 	def->allow_overlap = false;
-	if (def->task != NULL && strcmp(def->task, "spans") == 0)
+	if (spans)
 		def->features.hash_bits = HL_SPANS_DEFAULT_HASH_BITS;
 
 	if (options == NULL)
@@ -170,6 +171,15 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 		key = pnstrdup(value.val.string.val, value.val.string.len);
 		token = JsonbIteratorNext(&it, &value, true);
 		Assert(token == WJB_VALUE);
+
+		/* Span models have fixed token features and no abstention rule. */
+		if (spans && (strcmp(key, "word_ngrams") == 0 || strcmp(key, "char_ngram_min") == 0 ||
+					  strcmp(key, "char_ngram_max") == 0 || strcmp(key, "abstain_probability") == 0 ||
+					  strcmp(key, "abstention") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model option \"%s\" applies only to classification models", key),
+					 errhint("Leave the option out: span models use fixed window features of each token and have no abstention rule.")));
 
 		if (strcmp(key, "hash_bits") == 0)
 			def->features.hash_bits = hl_option_int(key, &value, HL_HASH_BITS_MIN, HL_HASH_BITS_MAX);
@@ -198,7 +208,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			hl_abstention_target_parse(&value, &def->abstention);
 		else if (strcmp(key, "allow_overlap") == 0)
 		{
-			if (def->task == NULL || strcmp(def->task, "spans") != 0)
+			if (!spans)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("model option \"allow_overlap\" applies only to span models"),

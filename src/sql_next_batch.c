@@ -605,12 +605,18 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	model = hl_model_current(name, &model_id);
 
 	/* Reject the options first, so no NOTICE comes before the error. */
-	if (options.reduction_given &&
-		(model == NULL || options.strategy == HL_STRATEGY_COVERAGE || !hl_model_is_spans(model)))
+	if (options.reduction_given && (model == NULL || !hl_model_is_spans(model)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"reduction\" applies to trained span models only, and model \"%s\" is not one", name),
 				 errhint("Remove the option.")));
+	if (options.reduction_given &&
+		(options.strategy == HL_STRATEGY_COVERAGE || options.strategy == HL_STRATEGY_RANDOM))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"reduction\" does not apply to strategy \"%s\"",
+						hl_strategy_name(options.strategy)),
+				 errhint("Remove the option: it turns token uncertainties into a sentence score, and this strategy uses none.")));
 
 	/* A sentence has no single predicted label to cap; 1, no cap, is harmless. */
 	if (options.max_class_share < 1.0 && strcmp(def->task, "spans") == 0)

@@ -114,17 +114,33 @@ typedef struct HlSpanCounts
 	int64		correct;
 } HlSpanCounts;
 
-/* Append "precision", "recall", "f1", "support" and "predicted" of counts. */
+/* Append a ratio, or null when its denominator is zero. */
+static void
+hl_append_ratio(StringInfo json, const char *key, int64 numerator, int64 denominator)
+{
+	appendStringInfo(json, "\"%s\": ", key);
+	if (denominator > 0)
+		appendStringInfo(json, "%.6g", (double) numerator / denominator);
+	else
+		appendStringInfoString(json, "null");
+}
+
+/*
+ * Append "precision", "recall", "f1", "support" and "predicted" of counts.
+ * Precision is null without predicted spans, recall without gold spans, and
+ * F1, 2 correct / (gold + predicted), without either: a zero there would
+ * read as a failed model where nothing was measured.
+ */
 static void
 hl_append_scores(StringInfo json, const HlSpanCounts *c)
 {
-	double		precision = c->predicted > 0 ? (double) c->correct / c->predicted : 0.0;
-	double		recall = c->gold > 0 ? (double) c->correct / c->gold : 0.0;
-	double		f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
-
-	appendStringInfo(json, "\"precision\": %.6g, \"recall\": %.6g, \"f1\": %.6g,"
-					 " \"support\": " INT64_FORMAT ", \"predicted\": " INT64_FORMAT,
-					 precision, recall, f1, c->gold, c->predicted);
+	hl_append_ratio(json, "precision", c->correct, c->predicted);
+	appendStringInfoString(json, ", ");
+	hl_append_ratio(json, "recall", c->correct, c->gold);
+	appendStringInfoString(json, ", ");
+	hl_append_ratio(json, "f1", 2 * c->correct, c->gold + c->predicted);
+	appendStringInfo(json, ", \"support\": " INT64_FORMAT ", \"predicted\": " INT64_FORMAT,
+					 c->gold, c->predicted);
 }
 
 /* Check a column of the relation to evaluate on, and return it quoted. */
