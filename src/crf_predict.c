@@ -10,9 +10,9 @@
  * marginal N(mu_t(j), c (sum_f x_tf^2 / h_fj + 1 / h_bias_j)), with c the
  * model's variance_scale.  Tokens are drawn independently, which ignores
  * the correlation of tokens sharing a feature.  Transitions are drawn once
- * per draw, with the same scale, and cached by hl_crf_prepare.  Span models are
- * trained with c = 0.01, because draws at the whole Laplace variance made
- * span probabilities far too low (train_spans.c).
+ * per draw, with the same scale, and cached by hl_crf_prepare.  Span
+ * models are trained with c = 0.01, because draws at the whole Laplace
+ * variance made span probabilities far too low (train_spans.c).
  *
  * In each draw forward-backward gives the token marginals p_t and, for a
  * decoded span of tokens a .. b-1 with label l, the probability that

@@ -109,9 +109,9 @@ extern double hl_crf_objective(const HlCrfData *data, double lambda, const doubl
  * variances, and the exponentiated transitions of HL_CRF_SAMPLES fixed
  * posterior draws, whose variance is the Laplace variance times
  * emission->variance_scale (1 after hl_crf_fit).  The model must not change
- * afterwards.  A weight with
- * precision FLT_MAX, which hl_crf_fit gives every (feature, tag) pair that
- * never occurred, must have mean zero and is left out.
+ * afterwards.  A weight with precision FLT_MAX, which hl_crf_fit gives
+ * every (feature, tag) pair that never occurred, must have mean zero and is
+ * left out.
  */
 extern void hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions);
 
