@@ -119,8 +119,9 @@ probabilities of the decoded spans far down, and more so with a weaker
 prior, whose weights have larger variances.  With 1,000 sentences and
 lambda 0.25 a temperature above 1 on the scores (tried with a change to
 the harness that was not kept) made the Brier score worse at every value
-tried (1.5 to 4), and one below 1 improved it only to 0.40, while each smaller variance scale improved it: 0.2024 at 0.25,
-0.1335 at 0.1, 0.0980 at 0.01 and 0.0956 at 0.0001.  A hundredth keeps
+tried (1.5 to 4), and one below 1 improved it only to 0.40.  Each smaller
+variance scale improved it: 0.2024 at 0.25, 0.1335 at 0.1, 0.0980 at 0.01
+and 0.0956 at 0.0001.  A hundredth keeps
 the mutual information of tokens and spans, at a smaller size, for a
 Brier score within 0.003 of the smallest scale tried.
 
