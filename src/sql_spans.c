@@ -127,9 +127,9 @@ hl_append_ratio(StringInfo json, const char *key, int64 numerator, int64 denomin
 
 /*
  * Append "precision", "recall", "f1", "support" and "predicted" of counts.
- * Precision is null without predicted spans, recall without gold spans, and
- * F1, 2 correct / (gold + predicted), without either: a zero there would
- * read as a failed model where nothing was measured.
+ * Precision is null without predicted spans, recall without gold spans,
+ * and F1 (2 correct / (gold + predicted)) without either.  A zero there
+ * would read as a failed model where nothing was measured.
  */
 static void
 hl_append_scores(StringInfo json, const HlSpanCounts *c)

@@ -114,12 +114,12 @@ revision 9fc8f07.  A weaker prior gains F1 with few sentences (1.9 points
 over lambda 1 with 1,000, 1 point with 2,500, 0.5 with 4,500) and loses
 nothing with all of them.  Lambda 1 had been the default because the span
 probabilities looked better calibrated with it, but that came from the
-draws: with the whole Laplace variance the draws' noise pulled the
+draws.  With the whole Laplace variance the draws' noise pulled the
 probabilities of the decoded spans far down, and more so with a weaker
-prior, whose weights have larger variances.  With 1,000 sentences and
-lambda 0.25 a temperature above 1 on the scores (tried with a change to
-the harness that was not kept) made the Brier score worse at every value
-tried (1.5 to 4), and one below 1 improved it only to 0.40.  Each smaller
+prior, whose weights have larger variances.  A temperature on the
+scores was tried with a change to the harness that was not kept.  With
+1,000 sentences and lambda 0.25, every temperature above 1 (1.5 to 4)
+made the Brier score worse, and one below 1 improved it only to 0.40.  Each smaller
 variance scale improved it: 0.2024 at 0.25, 0.1335 at 0.1, 0.0980 at 0.01
 and 0.0956 at 0.0001.  A hundredth keeps
 the mutual information of tokens and spans, at a smaller size, for a
@@ -247,10 +247,10 @@ margin/max.
 The runs at the top of this page used revision 9fc8f07, which fits with
 prior precision 0.25 and draws with a hundredth of the Laplace variance.
 Random and the default ran three seeds in one run, two curves at a time
-on the machine's two cores; `default+density=1` (least_confidence/max
+on the machine's two cores.  `default+density=1` (least_confidence/max
 with the batch option density 1) ran beside it, seeds 1 and 2 in one
-run and seed 3 in another, so three runs shared the two cores for about
-an hour and a fourth for the last half hour.  The report joins the
+run and seed 3 in another.  So three runs shared the two cores for about
+an hour, and a fourth for the last half hour.  The report joins the
 three records (`--from-record` with `--merge`).
 
 Random reaches 95% of the full-data F1 (0.8774) at about 3,900
@@ -274,8 +274,8 @@ the ratio fell from 0.61 to 0.54:
 
 With the new model density no longer pays for itself.  Density 1 had
 0.8149 at 1,000 sentences and 0.8484 at 1,500 (the default 0.8169 and
-0.8537), and reached 95% at about 2,050 sentences, 0.53 of random's,
-within a round of the default: at 2,050 sentences both means are 0.8773
+0.8537).  It reached 95% at about 2,050 sentences, 0.53 of random's,
+within a round of the default.  At 2,050 sentences both means are 0.8773
 or 0.8774, on the line.  One seed of density 2 (seed 1, up to 2,200
 sentences) had 0.8113 at 1,000 and reached 95% at about 2,090, against
 about 1,950 for density 1 and 2,200 for the default on the same seed.

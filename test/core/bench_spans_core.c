@@ -13,7 +13,7 @@
  * are character offsets in that text, as the extension receives them.
  * Training uses the first TRAIN_SENTENCES of train (default all; 0 is all).
  * SCALES is a comma-separated list of posterior variance scales (default
- * 1); the span probabilities are scored with each.  The output is the
+ * 1), and the span probabilities are scored with each.  The output is the
  * fit time, and exact-match span micro-F1 and the Brier score of the span
  * probabilities on valid and test.  For test it adds the AUROC of one minus
  * the probability and of the mutual information for telling wrong spans
