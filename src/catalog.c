@@ -589,6 +589,43 @@ hl_catalog_prior_choice(int32 model_id, int32 version, int32 *chosen_rows,
 	return found;
 }
 
+bool
+hl_catalog_span_temperature(int32 model_id, int32 version, int32 *calibrated_rows,
+							double *temperature, double *prior_precision)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	bool		found = false;
+	int			ret;
+
+	values[0] = Int32GetDatum(model_id);
+	values[1] = Int32GetDatum(version);
+	hl_spi_connect();
+	ret = SPI_execute_with_args("SELECT (metrics->>'calibrated_rows')::int4,"
+								"       (metrics->>'temperature')::float8,"
+								"       (metrics->>'prior_precision')::float8"
+								"  FROM humanloop.model_versions"
+								" WHERE model_id = $1 AND version = $2 AND kind = 'full'"
+								"   AND metrics->>'calibrated_rows' IS NOT NULL"
+								"   AND metrics->>'temperature' IS NOT NULL",
+								2, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.model_versions: SPI error %d", ret);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		Datum		lambda = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+
+		*calibrated_rows = hl_spi_getint32(SPI_tuptable->vals[0], 1, 0);
+		*temperature = DatumGetFloat8(t);
+		*prior_precision = isnull ? 0.0 : DatumGetFloat8(lambda);
+		found = *temperature > 0.0 && *calibrated_rows > 0;
+	}
+	SPI_finish();
+	return found;
+}
+
 bytea *
 hl_catalog_fetch_posterior(int32 model_id, int32 version, MemoryContext cxt)
 {

@@ -68,6 +68,14 @@ extern int32 hl_catalog_current_version(const char *name, int32 *model_id,
 extern bool hl_catalog_prior_choice(int32 model_id, int32 version,
 									int32 *chosen_rows, double *prior_precision);
 
+/*
+ * Read the temperature of full version version of a span model and the
+ * labelled rows it was fitted on; false when that version has none.
+ */
+extern bool hl_catalog_span_temperature(int32 model_id, int32 version,
+										int32 *calibrated_rows, double *temperature,
+										double *prior_precision);
+
 /* Fetch a version's posterior, detoasted, into memory context cxt. */
 extern bytea *hl_catalog_fetch_posterior(int32 model_id, int32 version,
 										 MemoryContext cxt);

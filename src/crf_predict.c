@@ -20,6 +20,11 @@
  * y_b != I-l.  Token marginals and span probabilities are averaged over the
  * draws; the mutual information of a token is H(mean p_t) - mean H(p_t),
  * and that of a span is the same for its yes/no event.
+ *
+ * The drawn scores are divided by the model's temperature T before
+ * forward-backward, which sharpens the marginals for T < 1 and flattens
+ * them for T > 1.  The Viterbi path does not depend on T.  hl_train fits T
+ * on held-out sentences (crf_calibrate.c); versions without one have T = 1.
  */
 #include "model_crf.h"
 
@@ -139,6 +144,7 @@ hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions)
 	uint32_t	k = transitions->n_tags;
 	size_t		cells = (size_t) (k + 1) * k;
 	float	   *a = hl_alloc_array(cells, sizeof(float));
+	double		inverse_t = 1.0 / emission->temperature;
 	CrfLattice	lat;
 
 	fill_eps_table();
@@ -163,12 +169,30 @@ hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions)
 			a[c] = transitions->mean[c];
 			if (h > 0.0f)
 				a[c] += eps_table[s][EPS_HALF + c % EPS_HALF] * sqrtf(emission->variance_scale / h);
+			a[c] = (float) (a[c] * inverse_t);
 		}
 		view_draw(transitions, s, &view);
 		crf_lattice_fill_float(&view, a);
 	}
 	crf_lattice_free(&lat);
 	hl_free(a);
+}
+
+void
+hl_crf_release(HlCrfTransitions *transitions)
+{
+	hl_free(transitions->draws);
+	hl_free(transitions->dense_tag);
+	hl_free(transitions->pair_start);
+	hl_free(transitions->pair_tag);
+	hl_free(transitions->pair_mean);
+	hl_free(transitions->pair_variance);
+	transitions->draws = NULL;
+	transitions->dense_tag = NULL;
+	transitions->pair_start = NULL;
+	transitions->pair_tag = NULL;
+	transitions->pair_mean = NULL;
+	transitions->pair_variance = NULL;
 }
 
 /* Workspace of one prediction, carved from out->crf_work. */
@@ -312,6 +336,7 @@ hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions *transitions
 	uint32_t	n = features->n_tokens;
 	uint32_t	k = emission->n_classes;
 	uint32_t	n_tags = hl_tag_count(n_labels);
+	double		inverse_t = 1.0 / emission->temperature;
 	CrfLattice	lat;
 	CrfScratch	sc;
 
@@ -350,7 +375,7 @@ hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions *transitions
 			{
 				size_t		cell = (size_t) t * k + j;
 
-				sc.psi[cell] = sc.mu[cell] + sc.sd[cell] * eps_table[s][cell % EPS_HALF];
+				sc.psi[cell] = (sc.mu[cell] + sc.sd[cell] * eps_table[s][cell % EPS_HALF]) * inverse_t;
 			}
 		crf_forward_backward(&view, sc.psi, n, &sc.pass);
 

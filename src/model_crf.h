@@ -116,6 +116,12 @@ extern double hl_crf_objective(const HlCrfData *data, double lambda, const doubl
 extern void hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions);
 
 /*
+ * Free the cache of hl_crf_prepare, so that the next call prepares again,
+ * for example after a change of the temperature or the variance scale.
+ */
+extern void hl_crf_release(HlCrfTransitions *transitions);
+
+/*
  * Tag one featurised sentence into out (see span_tags.h): the
  * Viterbi tags of the posterior mean, per-token marginals averaged over the
  * posterior draws with their entropy, mutual information and margin, and
@@ -124,5 +130,35 @@ extern void hl_crf_prepare(HlClassifier *emission, HlCrfTransitions *transitions
 extern void hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions *transitions,
 						   uint32_t n_labels, const HlSentenceFeatures *features,
 						   HlTaggerOutput *out);
+
+/* What hl_crf_fit_temperature measured on the held-out sentences. */
+typedef struct HlCrfCalibration
+{
+	double		temperature;	/* the fitted T, 1 when there was too little */
+	uint32_t	sentences;
+	uint64_t	gold_spans;
+	uint64_t	predicted_spans;
+	uint64_t	correct_spans;	/* exact matches of offsets and label */
+	double		nll_before;		/* mean binary NLL of the decoded spans at T = 1 */
+	double		nll_after;		/* and at the fitted T */
+	double		brier_before;	/* mean (probability - correct)^2 at T = 1 */
+	double		brier_after;
+} HlCrfCalibration;
+
+/*
+ * Fewest decoded held-out spans for which hl_crf_fit_temperature fits a
+ * temperature; with fewer it keeps T = 1.
+ */
+#define HL_CRF_MIN_CALIBRATION_SPANS 30
+
+/*
+ * Fit the temperature of a model trained without the sentences of heldout
+ * (whose tags are the gold tags) by minimising the mean binary negative
+ * log-likelihood of its decoded spans being exactly right.  Sets
+ * emission->temperature and releases the prediction cache.
+ */
+extern void hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
+								   uint32_t n_labels, const HlCrfData *heldout,
+								   HlCrfCalibration *out);
 
 #endif							/* HL_MODEL_CRF_H */

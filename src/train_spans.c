@@ -50,6 +50,18 @@
 #define HL_SPANS_VARIANCE_SCALE 0.01
 #define HL_SPANS_MAX_ITERATIONS 150
 
+/*
+ * The temperature is fitted on every fifth labelled row, held out from a
+ * second fit of the CRF, once the model has HL_SPANS_MIN_CALIBRATION_ROWS
+ * labelled rows.  That fit costs about as much as the main one, so a
+ * version keeps the temperature of the current one while the labelled
+ * rows have grown by less than a quarter since it was fitted (the rule
+ * the classifier follows for its prior precision, train.c).
+ */
+#define HL_SPANS_HELDOUT_EVERY 5
+#define HL_SPANS_MIN_CALIBRATION_ROWS 50
+#define HL_SPANS_RECALIBRATE_GROWTH 1.25
+
 /* Token rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTokenRows
 {
@@ -324,6 +336,139 @@ hl_span_labels_finish(HlSpanLabelMap *labels, HlTokenRows *set)
 	return names;
 }
 
+/*
+ * Copy into out the sentences of set whose labelled row is held out for
+ * calibration (heldout true) or the others.
+ */
+static void
+hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_tags,
+				   HlCrfData *out)
+{
+	uint32		n_sentences = 0;
+	uint32		n_rows = 0;
+	uint64		nnz = 0;
+	uint32	   *sentence_start;
+	uint64	   *row_start;
+	uint32	   *index;
+	float	   *value;
+	int32	   *tag;
+	float	   *weight;
+
+	for (uint32 s = 0; s < set->n_sentences; s++)
+	{
+		uint32		first = set->sentence_start[s];
+		uint32		end = set->sentence_start[s + 1];
+
+		if ((set->group[first] % HL_SPANS_HELDOUT_EVERY == HL_SPANS_HELDOUT_EVERY - 1) != heldout)
+			continue;
+		n_sentences++;
+		n_rows += end - first;
+		nnz += set->row_start[end] - set->row_start[first];
+	}
+
+	sentence_start = palloc_extended(sizeof(uint32) * (n_sentences + 1), MCXT_ALLOC_HUGE);
+	weight = palloc_extended(sizeof(float) * Max(n_sentences, 1), MCXT_ALLOC_HUGE);
+	row_start = palloc_extended(sizeof(uint64) * (n_rows + 1), MCXT_ALLOC_HUGE);
+	tag = palloc_extended(sizeof(int32) * Max(n_rows, 1), MCXT_ALLOC_HUGE);
+	index = palloc_extended(sizeof(uint32) * Max(nnz, 1), MCXT_ALLOC_HUGE);
+	value = palloc_extended(sizeof(float) * Max(nnz, 1), MCXT_ALLOC_HUGE);
+
+	n_sentences = n_rows = 0;
+	nnz = 0;
+	sentence_start[0] = 0;
+	row_start[0] = 0;
+	for (uint32 s = 0; s < set->n_sentences; s++)
+	{
+		uint32		first = set->sentence_start[s];
+		uint32		end = set->sentence_start[s + 1];
+		uint64		from = set->row_start[first];
+		uint64		count = set->row_start[end] - from;
+
+		if ((set->group[first] % HL_SPANS_HELDOUT_EVERY == HL_SPANS_HELDOUT_EVERY - 1) != heldout)
+			continue;
+		memcpy(index + nnz, set->index + from, sizeof(uint32) * count);
+		memcpy(value + nnz, set->value + from, sizeof(float) * count);
+		for (uint32 i = first; i < end; i++)
+		{
+			tag[n_rows] = set->tag[i];
+			row_start[n_rows + 1] = nnz + (set->row_start[i + 1] - from);
+			n_rows++;
+		}
+		nnz += count;
+		weight[n_sentences] = set->sentence_weight[s];
+		sentence_start[++n_sentences] = n_rows;
+	}
+
+	out->n_sentences = n_sentences;
+	out->dim = dim;
+	out->n_tags = n_tags;
+	out->sentence_start = sentence_start;
+	out->row_start = row_start;
+	out->index = index;
+	out->value = value;
+	out->tag = tag;
+	out->weight = weight;
+}
+
+/*
+ * Choose the temperature of the new version: the current version's while
+ * it still fits (see HL_SPANS_RECALIBRATE_GROWTH), else one fitted on the
+ * held-out rows, else 1 for a model with too few labelled rows.  Sets
+ * *calibrated_rows to the labelled rows the temperature was fitted on (0
+ * for none) and fills calibration when this training fitted it.
+ */
+static double
+hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,
+					uint32 n_labels, double prior_precision, int32 *calibrated_rows,
+					HlCrfCalibration *calibration, bool *fitted)
+{
+	int32		rows;
+	double		temperature;
+	double		lambda;
+	HlCrfData	fit_part;
+	HlCrfData	heldout_part;
+	HlClassifier emission;
+	HlCrfTransitions transitions;
+	HlCrfFitReport report;
+	char		errbuf[256];
+
+	*fitted = false;
+	*calibrated_rows = 0;
+	if (set->n_items < HL_SPANS_MIN_CALIBRATION_ROWS)
+		return 1.0;
+
+	if (def->current_version > 0 &&
+		hl_catalog_span_temperature(def->model_id, def->current_version, &rows, &temperature,
+									&lambda) &&
+		lambda == prior_precision && (int64) set->n_items >= rows &&
+		set->n_items <= HL_SPANS_RECALIBRATE_GROWTH * rows)
+	{
+		*calibrated_rows = rows;
+		return temperature;
+	}
+
+	hl_token_rows_part(set, false, dim, n_tags, &fit_part);
+	hl_token_rows_part(set, true, dim, n_tags, &heldout_part);
+	if (fit_part.n_sentences == 0 || heldout_part.n_sentences == 0)
+		return 1.0;
+
+	hl_classifier_alloc(&emission, dim, n_tags);
+	hl_crf_transitions_alloc(&transitions, n_tags);
+	if (hl_crf_fit(&fit_part, prior_precision, HL_SPANS_MAX_ITERATIONS, &emission, &transitions,
+				   &report, errbuf, sizeof(errbuf)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not fit the calibration model of \"%s\": %s", def->name, errbuf)));
+	emission.variance_scale = HL_SPANS_VARIANCE_SCALE;
+	hl_crf_fit_temperature(&emission, &transitions, n_labels, &heldout_part, calibration);
+	hl_classifier_free(&emission);
+	hl_crf_transitions_free(&transitions);
+
+	*fitted = true;
+	*calibrated_rows = (int32) set->n_items;
+	return calibration->temperature;
+}
+
 /* Append "key": value to a JSON object under construction; NaN becomes null. */
 static void
 hl_json_number(StringInfo json, const char *key, double value)
@@ -346,7 +491,11 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	HlClassifier classifier;
 	HlCrfTransitions transitions;
 	HlCrfFitReport report;
+	HlCrfCalibration calibration;
 	double		prior_precision;
+	double		temperature;
+	int32		calibrated_rows;
+	bool		calibrated_now;
 	uint32		dim = UINT32_C(1) << def->features.hash_bits;
 	uint32		n_classes;
 	float	   *idf;
@@ -417,6 +566,8 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	data.weight = set.sentence_weight;
 
 	prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
+	temperature = hl_span_temperature(def, &set, dim, n_classes, labels.n, prior_precision,
+									  &calibrated_rows, &calibration, &calibrated_now);
 	hl_classifier_alloc(&classifier, dim, n_classes);
 	hl_crf_transitions_alloc(&transitions, n_classes);
 	if (hl_crf_fit(&data, prior_precision, HL_SPANS_MAX_ITERATIONS, &classifier, &transitions,
@@ -425,6 +576,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", def->name, errbuf)));
 	classifier.variance_scale = HL_SPANS_VARIANCE_SCALE;
+	classifier.temperature = (float) temperature;
 
 	/* Store the new version; the idf vector is unused by span models. */
 	idf = palloc_extended(sizeof(float) * dim, MCXT_ALLOC_HUGE);
@@ -453,6 +605,20 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "train_nll", report.train_nll);
 	hl_json_number(&metrics, "prior_precision", prior_precision);
 	hl_json_number(&metrics, "variance_scale", HL_SPANS_VARIANCE_SCALE);
+	hl_json_number(&metrics, "temperature", temperature);
+	if (calibrated_rows > 0)
+		hl_json_number(&metrics, "calibrated_rows", calibrated_rows);
+	if (calibrated_now)
+	{
+		uint64		denominator = calibration.gold_spans + calibration.predicted_spans;
+
+		hl_json_number(&metrics, "heldout_sentences", calibration.sentences);
+		hl_json_number(&metrics, "heldout_span_f1",
+					   denominator > 0 ? 2.0 * calibration.correct_spans / denominator : NAN);
+		hl_json_number(&metrics, "heldout_span_nll", calibration.nll_after);
+		hl_json_number(&metrics, "heldout_span_brier", calibration.brier_after);
+		hl_json_number(&metrics, "heldout_span_brier_untempered", calibration.brier_before);
+	}
 	hl_json_number(&metrics, "iterations", report.iterations);
 	hl_json_number(&metrics, "emission_weights", (double) report.emission_weights);
 	hl_json_number(&metrics, "feature_buckets", dim);
