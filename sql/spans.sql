@@ -54,6 +54,15 @@ SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens
 	   (metrics->>'train_token_accuracy')::float8 > 0.9 AS fits,
 	   metrics->>'prior_precision' AS prior_precision, metrics->>'variance_scale' AS variance_scale
 FROM hl_models WHERE name = 'slots';
+-- The temperature is fitted on every fifth labelled row, held out from a
+-- second fit.  Spans decoded right at probabilities below 1 sharpen it.
+SELECT (metrics->>'temperature')::float8 BETWEEN 0.2 AND 1 AS sharpened,
+	   metrics->>'calibrated_rows' AS calibrated_rows,
+	   metrics->>'heldout_sentences' AS heldout_sentences,
+	   (metrics->>'heldout_span_f1')::float8 > 0.9 AS heldout_f1,
+	   (metrics->>'heldout_span_brier')::float8 <= (metrics->>'heldout_span_brier_untempered')::float8
+		   AS brier_not_worse
+FROM hl_models WHERE name = 'slots';
 
 -- Prediction: character offsets, the text they cover, and uncertainty.
 SELECT start, "end", label, text, probability > 0.5 AS likely,
@@ -173,6 +182,9 @@ INSERT INTO utterances (id, text, spans) VALUES
 	(206, 'what is the weather like in lima', '[]');
 SELECT version, classes FROM hl_train('slots');
 SELECT labels FROM hl_models WHERE name = 'slots';
+-- A new span label calls for a new temperature.
+SELECT metrics->>'calibrated_rows' AS calibrated_rows, metrics ? 'heldout_sentences' AS refitted
+FROM hl_models WHERE name = 'slots';
 
 -- hl_status compares the decoded spans of the two versions on the pool.
 SELECT labelled_rows, classes, version, compared_version, pool_sample,
@@ -322,6 +334,17 @@ SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column 
 					   task => 'spans', options => '{"word_ngrams": 1}');
 SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
 					   task => 'spans', options => '{"abstain_probability": 0.5}');
+
+-- Retraining on under a quarter more labelled rows keeps the temperature.
+-- The first retraining fits one, since the "genre" label has gone again.
+SELECT metrics ? 'heldout_sentences' AS refitted FROM hl_train('slots');
+CREATE TEMP TABLE before_retrain AS SELECT metrics FROM hl_models WHERE name = 'slots';
+INSERT INTO utterances (id, text, spans) VALUES (207, 'what is the weather like in kyiv', '[]');
+SELECT t.labelled_rows, t.metrics->>'calibrated_rows' AS calibrated_rows,
+	   t.metrics ? 'heldout_sentences' AS refitted,
+	   t.metrics->>'temperature' = b.metrics->>'temperature' AS same_temperature
+FROM hl_train('slots') t, before_retrain b;
+DELETE FROM utterances WHERE id = 207;
 
 SELECT hl_drop_model('slots_overlap');
 SELECT hl_drop_model('slots');

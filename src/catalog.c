@@ -590,25 +590,27 @@ hl_catalog_prior_choice(int32 model_id, int32 version, int32 *chosen_rows,
 }
 
 bool
-hl_catalog_span_temperature(int32 model_id, int32 version, int32 *calibrated_rows,
-							double *temperature, double *prior_precision)
+hl_catalog_span_temperature(int32 model_id, int32 version, Datum labels,
+							int32 *calibrated_rows, double *temperature, double *prior_precision)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		values[2];
+	Oid			argtypes[3] = {INT4OID, INT4OID, TEXTARRAYOID};
+	Datum		values[3];
 	bool		found = false;
 	int			ret;
 
 	values[0] = Int32GetDatum(model_id);
 	values[1] = Int32GetDatum(version);
+	values[2] = labels;
 	hl_spi_connect();
 	ret = SPI_execute_with_args("SELECT (metrics->>'calibrated_rows')::int4,"
 								"       (metrics->>'temperature')::float8,"
 								"       (metrics->>'prior_precision')::float8"
 								"  FROM humanloop.model_versions"
 								" WHERE model_id = $1 AND version = $2 AND kind = 'full'"
+								"   AND labels = $3"
 								"   AND metrics->>'calibrated_rows' IS NOT NULL"
 								"   AND metrics->>'temperature' IS NOT NULL",
-								2, argtypes, values, NULL, true, 1);
+								3, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.model_versions: SPI error %d", ret);
 	if (SPI_processed == 1)

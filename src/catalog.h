@@ -69,10 +69,12 @@ extern bool hl_catalog_prior_choice(int32 model_id, int32 version,
 									int32 *chosen_rows, double *prior_precision);
 
 /*
- * Read the temperature of full version version of a span model and the
- * labelled rows it was fitted on; false when that version has none.
+ * Read the temperature of full version version of a span model, the
+ * labelled rows it was fitted on and the prior precision of that version.
+ * False when the version has none, or when its span labels differ from
+ * labels (a text[]).
  */
-extern bool hl_catalog_span_temperature(int32 model_id, int32 version,
+extern bool hl_catalog_span_temperature(int32 model_id, int32 version, Datum labels,
 										int32 *calibrated_rows, double *temperature,
 										double *prior_precision);
 

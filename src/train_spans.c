@@ -419,8 +419,8 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
  */
 static double
 hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,
-					uint32 n_labels, double prior_precision, int32 *calibrated_rows,
-					HlCrfCalibration *calibration, bool *fitted)
+					uint32 n_labels, ArrayType *label_array, double prior_precision,
+					int32 *calibrated_rows, HlCrfCalibration *calibration, bool *fitted)
 {
 	int32		rows;
 	double		temperature;
@@ -438,8 +438,8 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 		return 1.0;
 
 	if (def->current_version > 0 &&
-		hl_catalog_span_temperature(def->model_id, def->current_version, &rows, &temperature,
-									&lambda) &&
+		hl_catalog_span_temperature(def->model_id, def->current_version,
+									PointerGetDatum(label_array), &rows, &temperature, &lambda) &&
 		lambda == prior_precision && (int64) set->n_items >= rows &&
 		set->n_items <= HL_SPANS_RECALIBRATE_GROWTH * rows)
 	{
@@ -565,9 +565,15 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	data.tag = set.tag;
 	data.weight = set.sentence_weight;
 
+	label_datums = palloc(sizeof(Datum) * Max(labels.n, 1));
+	for (uint32 k = 0; k < labels.n; k++)
+		label_datums[k] = CStringGetTextDatum(names[k]);
+	label_array = construct_array(label_datums, labels.n, TEXTOID, -1, false, TYPALIGN_INT);
+
 	prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
-	temperature = hl_span_temperature(def, &set, dim, n_classes, labels.n, prior_precision,
-									  &calibrated_rows, &calibration, &calibrated_now);
+	temperature = hl_span_temperature(def, &set, dim, n_classes, labels.n, label_array,
+									  prior_precision, &calibrated_rows, &calibration,
+									  &calibrated_now);
 	hl_classifier_alloc(&classifier, dim, n_classes);
 	hl_crf_transitions_alloc(&transitions, n_classes);
 	if (hl_crf_fit(&data, prior_precision, HL_SPANS_MAX_ITERATIONS, &classifier, &transitions,
@@ -584,10 +590,6 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 		idf[j] = 1.0f;
 	posterior = hl_posterior_serialize_spans(&def->features, idf, &classifier, &transitions,
 											 names, labels.n);
-	label_datums = palloc(sizeof(Datum) * Max(labels.n, 1));
-	for (uint32 k = 0; k < labels.n; k++)
-		label_datums[k] = CStringGetTextDatum(names[k]);
-	label_array = construct_array(label_datums, labels.n, TEXTOID, -1, false, TYPALIGN_INT);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);

@@ -1505,6 +1505,55 @@ test_crf_learns_spans(void)
 		CHECK(out.mutual_information[t] <= out.entropy[t] + 1e-6f);
 	}
 
+	/*
+	 * A temperature fitted on held-out sentences: the first half trains,
+	 * the second half (48 spans, all decoded right) calibrates.  Right
+	 * spans with probabilities below 1 call for a temperature below 1,
+	 * which must not move the decoded spans.
+	 */
+	{
+		HlCrfData	fit = data;
+		HlCrfData	heldout = data;
+		HlCrfCalibration cal;
+		HlTagSpan	before[2];
+
+		fit.n_sentences = N / 2;
+		heldout.n_sentences = N / 2;
+		heldout.sentence_start = sentence_start + N / 2;
+		CHECK(hl_crf_fit(&fit, 1.0, 100, &emission, &transitions, &report, err, sizeof(err)) == 0);
+		emission.variance_scale = 0.01f;
+		hl_crf_prepare(&emission, &transitions);
+		hl_crf_predict(&emission, &transitions, 2, &f, &out);
+		CHECK(out.n_spans == 2);
+		memcpy(before, out.spans, sizeof(before));
+
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
+		CHECK(cal.sentences == N / 2);
+		CHECK(cal.gold_spans == N && cal.predicted_spans == N && cal.correct_spans == N);
+		CHECK(cal.temperature < 1.0 && cal.temperature >= 0.2);
+		CHECK(emission.temperature == (float) cal.temperature);
+		CHECK(cal.nll_after <= cal.nll_before);
+		CHECK(cal.brier_after <= cal.brier_before);
+		CHECK(transitions.draws == NULL);
+
+		hl_crf_prepare(&emission, &transitions);
+		hl_crf_predict(&emission, &transitions, 2, &f, &out);
+		CHECK(out.n_spans == 2);
+		for (uint32_t i = 0; i < out.n_spans && i < 2; i++)
+		{
+			CHECK(out.spans[i].first_token == before[i].first_token);
+			CHECK(out.spans[i].end_token == before[i].end_token);
+			CHECK(out.spans[i].probability >= before[i].probability);
+		}
+
+		/* Below HL_CRF_MIN_CALIBRATION_SPANS decoded spans T stays 1. */
+		heldout.n_sentences = 4;
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
+		CHECK(cal.temperature == 1.0);
+		CHECK(emission.temperature == 1.0f);
+		hl_crf_release(&transitions);
+	}
+
 	/* Tags that break BIO are rejected with a message. */
 	memcpy(bad_tag, tag, sizeof(int32_t) * rows);
 	bad_tag[0] = 2;
