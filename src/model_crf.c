@@ -726,6 +726,34 @@ hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterations,
 		   HlClassifier *emission, HlCrfTransitions *transitions,
 		   HlCrfFitReport *report, char *errbuf, size_t errlen)
 {
+	return hl_crf_fit_from(data, lambda, max_iterations, NULL, NULL, emission, transitions,
+						   report, errbuf, errlen);
+}
+
+/* Set theta to the weights of a fitted CRF: what it learnt of each pair, zero for new pairs. */
+static void
+start_from(const CrfFit *fit, const HlClassifier *from_emission,
+		   const HlCrfTransitions *from_transitions, double *theta)
+{
+	uint32_t	k = fit->k;
+	double	   *a = theta + fit->n_weights + k;
+
+	for (uint32_t f = 0; f < fit->data->dim; f++)
+		for (uint64_t q = fit->pair_start[f]; q < fit->pair_start[f + 1]; q++)
+			theta[q] = from_emission->mean[(size_t) f * k + fit->pair_tag[q]] / FEATURE_SCALE;
+	for (uint32_t j = 0; j < k; j++)
+		theta[fit->n_weights + j] = from_emission->bias_mean[j];
+	for (uint32_t i = 0; i <= k; i++)
+		for (uint32_t j = 0; j < k; j++)
+			a[(size_t) i * k + j] = from_transitions->mean[(size_t) i * k + j];
+}
+
+int
+hl_crf_fit_from(const HlCrfData *data, double lambda, uint32_t max_iterations,
+				const HlClassifier *from_emission, const HlCrfTransitions *from_transitions,
+				HlClassifier *emission, HlCrfTransitions *transitions,
+				HlCrfFitReport *report, char *errbuf, size_t errlen)
+{
 	CrfFit		fit;
 	double	   *theta;
 	const char *problem;
@@ -742,8 +770,16 @@ hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterations,
 	if (problem != NULL)
 		return fit_error(errbuf, errlen, "sentence %u: %s", bad + 1, problem);
 
+	if (from_emission != NULL &&
+		(from_emission->dim != data->dim || from_emission->n_classes != data->n_tags ||
+		 from_transitions == NULL || from_transitions->n_tags != data->n_tags))
+		return fit_error(errbuf, errlen, "the starting CRF has %u tags and %u features, the data %u and %u",
+						 from_emission->n_classes, from_emission->dim, data->n_tags, data->dim);
+
 	crf_fit_init(&fit, data);
 	theta = hl_alloc_array(fit.n_params, sizeof(double));
+	if (from_emission != NULL)
+		start_from(&fit, from_emission, from_transitions, theta);
 	report->emission_weights = fit.n_weights;
 	report->iterations = minimise(&fit, lambda, theta, max_iterations,
 								  &report->evaluations, &report->objective);

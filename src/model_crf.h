@@ -95,6 +95,18 @@ extern int	hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterati
 					   HlCrfFitReport *report, char *errbuf, size_t errlen);
 
 /*
+ * hl_crf_fit starting from the weights of from_emission and
+ * from_transitions, a CRF with the same features and tags fitted on other
+ * (for example fewer) sentences, instead of from zero.  Pairs that the
+ * starting CRF never fitted start at zero.  NULL starts from zero.
+ */
+extern int	hl_crf_fit_from(const HlCrfData *data, double lambda, uint32_t max_iterations,
+							const HlClassifier *from_emission,
+							const HlCrfTransitions *from_transitions,
+							HlClassifier *emission, HlCrfTransitions *transitions,
+							HlCrfFitReport *report, char *errbuf, size_t errlen);
+
+/*
  * Penalised negative log-likelihood at the weights theta and its gradient,
  * for tests.  theta and grad have hl_crf_param_count entries: the emission
  * weights of the (feature, tag) pairs that occur in the data, by feature

@@ -415,20 +415,22 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
  * it still fits (see HL_SPANS_RECALIBRATE_GROWTH), else one fitted on the
  * held-out rows, else 1 for a model with too few labelled rows.  Sets
  * *calibrated_rows to the labelled rows the temperature was fitted on (0
- * for none) and fills calibration when this training fitted it.
+ * for none).  When this training fitted it, sets *fitted, fills
+ * calibration, and leaves in emission and transitions the CRF fitted
+ * without the held-out rows, for the caller to start the full fit from
+ * and free.
  */
 static double
 hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,
 					uint32 n_labels, ArrayType *label_array, double prior_precision,
-					int32 *calibrated_rows, HlCrfCalibration *calibration, bool *fitted)
+					int32 *calibrated_rows, HlCrfCalibration *calibration, bool *fitted,
+					HlClassifier *emission, HlCrfTransitions *transitions)
 {
 	int32		rows;
 	double		temperature;
 	double		lambda;
 	HlCrfData	fit_part;
 	HlCrfData	heldout_part;
-	HlClassifier emission;
-	HlCrfTransitions transitions;
 	HlCrfFitReport report;
 	char		errbuf[256];
 
@@ -452,17 +454,15 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	if (fit_part.n_sentences == 0 || heldout_part.n_sentences == 0)
 		return 1.0;
 
-	hl_classifier_alloc(&emission, dim, n_tags);
-	hl_crf_transitions_alloc(&transitions, n_tags);
-	if (hl_crf_fit(&fit_part, prior_precision, HL_SPANS_MAX_ITERATIONS, &emission, &transitions,
+	hl_classifier_alloc(emission, dim, n_tags);
+	hl_crf_transitions_alloc(transitions, n_tags);
+	if (hl_crf_fit(&fit_part, prior_precision, HL_SPANS_MAX_ITERATIONS, emission, transitions,
 				   &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit the calibration model of \"%s\": %s", def->name, errbuf)));
-	emission.variance_scale = HL_SPANS_VARIANCE_SCALE;
-	hl_crf_fit_temperature(&emission, &transitions, n_labels, &heldout_part, calibration);
-	hl_classifier_free(&emission);
-	hl_crf_transitions_free(&transitions);
+	emission->variance_scale = HL_SPANS_VARIANCE_SCALE;
+	hl_crf_fit_temperature(emission, transitions, n_labels, &heldout_part, calibration);
 
 	*fitted = true;
 	*calibrated_rows = (int32) set->n_items;
@@ -492,6 +492,8 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	HlCrfTransitions transitions;
 	HlCrfFitReport report;
 	HlCrfCalibration calibration;
+	HlClassifier start_emission;
+	HlCrfTransitions start_transitions;
 	double		prior_precision;
 	double		temperature;
 	int32		calibrated_rows;
@@ -573,14 +575,26 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
 	temperature = hl_span_temperature(def, &set, dim, n_classes, labels.n, label_array,
 									  prior_precision, &calibrated_rows, &calibration,
-									  &calibrated_now);
+									  &calibrated_now, &start_emission, &start_transitions);
+
+	/*
+	 * The CRF fitted for the temperature has seen four rows in five, so the
+	 * full fit starts from it and needs fewer iterations.
+	 */
 	hl_classifier_alloc(&classifier, dim, n_classes);
 	hl_crf_transitions_alloc(&transitions, n_classes);
-	if (hl_crf_fit(&data, prior_precision, HL_SPANS_MAX_ITERATIONS, &classifier, &transitions,
-				   &report, errbuf, sizeof(errbuf)) != 0)
+	if (hl_crf_fit_from(&data, prior_precision, HL_SPANS_MAX_ITERATIONS,
+						calibrated_now ? &start_emission : NULL,
+						calibrated_now ? &start_transitions : NULL,
+						&classifier, &transitions, &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", def->name, errbuf)));
+	if (calibrated_now)
+	{
+		hl_classifier_free(&start_emission);
+		hl_crf_transitions_free(&start_transitions);
+	}
 	classifier.variance_scale = HL_SPANS_VARIANCE_SCALE;
 	classifier.temperature = (float) temperature;
 

@@ -1546,6 +1546,31 @@ test_crf_learns_spans(void)
 			CHECK(out.spans[i].probability >= before[i].probability);
 		}
 
+		/*
+		 * The full fit started from the half fit needs no more iterations
+		 * than one from zero, and learns the same.
+		 */
+		{
+			HlClassifier full_emission;
+			HlCrfTransitions full_transitions;
+			HlCrfFitReport scratch;
+			HlCrfFitReport warm;
+
+			hl_classifier_alloc(&full_emission, data.dim, data.n_tags);
+			hl_crf_transitions_alloc(&full_transitions, data.n_tags);
+			CHECK(hl_crf_fit(&data, 1.0, 100, &full_emission, &full_transitions, &scratch,
+							 err, sizeof(err)) == 0);
+			CHECK(hl_crf_fit_from(&data, 1.0, 100, &emission, &transitions, &full_emission,
+								  &full_transitions, &warm, err, sizeof(err)) == 0);
+			CHECK(warm.iterations <= scratch.iterations);
+			CHECK(warm.train_token_accuracy == 1.0);
+			CHECK(fabs(warm.objective - scratch.objective) < 1e-3 * fabs(scratch.objective) + 1e-6);
+			CHECK(hl_crf_fit_from(&data, 1.0, 100, &full_emission, NULL, &emission, &transitions,
+								  &warm, err, sizeof(err)) == -1);
+			hl_classifier_free(&full_emission);
+			hl_crf_transitions_free(&full_transitions);
+		}
+
 		/* Below HL_CRF_MIN_CALIBRATION_SPANS decoded spans T stays 1. */
 		heldout.n_sentences = 4;
 		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
