@@ -11,6 +11,10 @@
  * weighted by 1 / their number.
  * Unlabelled rows are not read for features: token features use no
  * document frequencies.
+ *
+ * The temperature of the span probabilities is fitted on every fifth
+ * labelled row, held out from a first fit on the others
+ * (crf_calibrate.c).  The full fit then starts from that first fit.
  */
 #include "compat.h"
 
