@@ -5,8 +5,8 @@
  *
  * A span's probability is the posterior mean of the chance that exactly its
  * tokens form a span of its label.  On snips these probabilities came out
- * too low: with 1,000 training sentences the decoded spans were right 81%
- * of the time at a mean probability of 0.74 (docs/spans.md).  One
+ * too low.  With 1,000 training sentences the decoded spans were right 81%
+ * of the time at a mean probability of 0.74 (docs/span-calibration.md).  One
  * temperature dividing every score fixes most of such a shift without
  * moving the decoded spans.  It is chosen by the mean binary negative
  * log-likelihood of "this decoded span is exactly right" on sentences the
@@ -61,7 +61,7 @@ view_sentence(CalibrationSet *set, uint32_t s)
 	set->view.value = (float *) data->value;
 }
 
-/* Tag every sentence at temperature t; sets the mean NLL and Brier score. */
+/* Tag every sentence at temperature t and set the mean NLL and Brier score. */
 static void
 evaluate(CalibrationSet *set, HlClassifier *emission, HlCrfTransitions *transitions, double t)
 {
@@ -133,7 +133,7 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 	set.gold = hl_alloc_array(longest, sizeof(HlTagSpan));
 	hl_tagger_output_init(&set.out);
 
-	/* T = 1 first: the reference, and the answer when there is too little. */
+	/* T = 1 first: the reference, and the result when there are too few spans. */
 	evaluate(&set, emission, transitions, 1.0);
 	memset(out, 0, sizeof(*out));
 	out->sentences = set.n_sentences;
@@ -145,9 +145,9 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 	best_nll = set.nll;
 
 	/*
-	 * Golden-section search over log T.  The NLL of a one-parameter scaling
-	 * is close to unimodal; T = 1 stays the answer unless a point of the
-	 * search beats it.
+	 * Golden-section search over log T, because the NLL of a one-parameter
+	 * scaling is close to unimodal.  T = 1 stays the result unless a point of
+	 * the search beats it.
 	 */
 	if (set.predicted_spans >= HL_CRF_MIN_CALIBRATION_SPANS)
 	{

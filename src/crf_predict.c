@@ -24,7 +24,8 @@
  * The drawn scores are divided by the model's temperature T before
  * forward-backward, which sharpens the marginals for T < 1 and flattens
  * them for T > 1.  The Viterbi path does not depend on T.  hl_train fits T
- * on held-out sentences (crf_calibrate.c); versions without one have T = 1.
+ * on held-out sentences (crf_calibrate.c), and versions without one have
+ * T = 1.
  */
 #include "model_crf.h"
 

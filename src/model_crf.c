@@ -730,7 +730,7 @@ hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterations,
 						   report, errbuf, errlen);
 }
 
-/* Set theta to the weights of a fitted CRF: what it learnt of each pair, zero for new pairs. */
+/* Set theta to the weights of a fitted CRF, and to zero for pairs it never fitted. */
 static void
 start_from(const CrfFit *fit, const HlClassifier *from_emission,
 		   const HlCrfTransitions *from_transitions, double *theta)

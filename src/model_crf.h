@@ -159,7 +159,7 @@ typedef struct HlCrfCalibration
 
 /*
  * Fewest decoded held-out spans for which hl_crf_fit_temperature fits a
- * temperature; with fewer it keeps T = 1.
+ * temperature.  With fewer it keeps T = 1.
  */
 #define HL_CRF_MIN_CALIBRATION_SPANS 30
 

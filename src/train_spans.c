@@ -57,10 +57,9 @@
 /*
  * The temperature is fitted on every fifth labelled row, held out from a
  * second fit of the CRF, once the model has HL_SPANS_MIN_CALIBRATION_ROWS
- * labelled rows.  That fit costs about as much as the main one, so a
- * version keeps the temperature of the current one while the labelled
- * rows have grown by less than a quarter since it was fitted (the rule
- * the classifier follows for its prior precision, train.c).
+ * labelled rows.  That fit costs about as much as the main one.  So a
+ * version keeps the temperature of the current one until the labelled rows
+ * have grown by a quarter, as the classifier keeps its prior precision.
  */
 #define HL_SPANS_HELDOUT_EVERY 5
 #define HL_SPANS_MIN_CALIBRATION_ROWS 50
@@ -415,14 +414,14 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
 }
 
 /*
- * Choose the temperature of the new version: the current version's while
- * it still fits (see HL_SPANS_RECALIBRATE_GROWTH), else one fitted on the
- * held-out rows, else 1 for a model with too few labelled rows.  Sets
- * *calibrated_rows to the labelled rows the temperature was fitted on (0
- * for none).  When this training fitted it, sets *fitted, fills
- * calibration, and leaves in emission and transitions the CRF fitted
- * without the held-out rows, for the caller to start the full fit from
- * and free.
+ * Return the temperature of the new version.  It is the current version's
+ * while that still applies (see HL_SPANS_RECALIBRATE_GROWTH), else one
+ * fitted on the held-out rows, else 1 for a model with too few labelled
+ * rows.  Sets *calibrated_rows to the labelled rows the temperature was
+ * fitted on (0 for none).  When this training fitted it, sets *fitted and
+ * fills calibration.  emission and transitions then hold the CRF fitted
+ * without the held-out rows, which the caller starts the full fit from and
+ * frees.
  */
 static double
 hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,

@@ -2,9 +2,9 @@
 """Measure how well span probabilities are calibrated on snips, through SQL.
 
 For each training size, a span model is trained on that many sentences of
-the snips train split (a seeded random sample, labels hidden for the rest)
-and every decoded span of the test split is scored: was it exactly right,
-and what probability did hl_predict_spans give it?  The page reports the
+the snips train split, a seeded random sample with the labels of the rest
+hidden.  Each span it decodes on the test split is scored: whether it is
+exactly right, and the probability hl_predict_spans gives it.  The page reports the
 test span F1, the share of decoded spans that were right, their mean
 probability, the Brier score, the expected calibration error (15 equal-width
 bins, as hl_evaluate uses for classifiers) and the hl_train seconds.
@@ -80,7 +80,7 @@ def measure(cur, train, test, size, seed):
 
 
 def run(root, train, test, sizes, seed):
-    """Measure every size with the install under root; return (revision, rows)."""
+    """Measure every size with the install under root and return (revision, rows)."""
     with open(os.path.join(root, "REVISION")) as f:
         revision = f.read().strip()
     rows = []

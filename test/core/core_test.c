@@ -1529,8 +1529,11 @@ test_crf_learns_spans(void)
 
 		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
 		CHECK(cal.sentences == N / 2);
-		CHECK(cal.gold_spans == N && cal.predicted_spans == N && cal.correct_spans == N);
-		CHECK(cal.temperature < 1.0 && cal.temperature >= 0.2);
+		CHECK(cal.gold_spans == N);
+		CHECK(cal.predicted_spans == N);
+		CHECK(cal.correct_spans == N);
+		CHECK(cal.temperature < 1.0);
+		CHECK(cal.temperature >= 0.2);
 		CHECK(emission.temperature == (float) cal.temperature);
 		CHECK(cal.nll_after <= cal.nll_before);
 		CHECK(cal.brier_after <= cal.brier_before);
