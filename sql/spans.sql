@@ -55,14 +55,39 @@ SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens
 	   metrics->>'prior_precision' AS prior_precision, metrics->>'variance_scale' AS variance_scale
 FROM hl_models WHERE name = 'slots';
 -- The temperature is fitted on every fifth labelled row, held out from a
--- second fit.  Spans decoded right at probabilities below 1 sharpen it.
-SELECT (metrics->>'temperature')::float8 BETWEEN 0.2 AND 1 AS sharpened,
-	   metrics->>'calibrated_rows' AS calibrated_rows,
+-- second fit.  Here every held-out span is decoded right, which leaves no
+-- temperature to fit: it stays 1, and without calibrated_rows the next
+-- training tries again.
+SELECT metrics->>'temperature' AS temperature, metrics->>'calibrated_rows' AS calibrated_rows,
 	   metrics->>'heldout_sentences' AS heldout_sentences,
-	   (metrics->>'heldout_span_f1')::float8 > 0.9 AS heldout_f1,
-	   (metrics->>'heldout_span_brier')::float8 <= (metrics->>'heldout_span_brier_untempered')::float8
-		   AS brier_not_worse
+	   (metrics->>'heldout_span_f1')::float8 > 0.9 AS heldout_f1
 FROM hl_models WHERE name = 'slots';
+
+-- Annotators who swap the two labels in every third row leave wrong
+-- held-out spans, and those fit a temperature.
+CREATE TABLE noisy AS
+SELECT id, text,
+	   CASE WHEN id % 3 = 0
+			THEN replace(replace(replace(spans::text, '"artist"', '"swap"'), '"service"', '"artist"'),
+						 '"swap"', '"service"')::jsonb
+			ELSE spans END AS spans
+FROM utterances WHERE spans IS NOT NULL;
+ALTER TABLE noisy ADD PRIMARY KEY (id);
+SELECT hl_create_model('noisy_slots', 'noisy', text_column => 'text', label_column => 'spans',
+					   task => 'spans') > 0 AS created;
+SELECT (metrics->>'temperature')::float8 BETWEEN 0.2 AND 3 AS in_range,
+	   (metrics->>'temperature')::float8 <> 1 AS fitted,
+	   metrics->>'calibrated_rows' AS calibrated_rows, metrics->>'heldout_sentences' AS heldout_sentences
+FROM hl_train('noisy_slots');
+-- Retraining on under a quarter more labelled rows keeps the temperature.
+CREATE TEMP TABLE before_retrain AS SELECT metrics FROM hl_models WHERE name = 'noisy_slots';
+INSERT INTO noisy (id, text, spans) VALUES (300, 'what is the weather like in kyiv', '[]');
+SELECT t.labelled_rows, t.metrics->>'calibrated_rows' AS calibrated_rows,
+	   t.metrics ? 'heldout_sentences' AS refitted,
+	   t.metrics->>'temperature' = b.metrics->>'temperature' AS same_temperature
+FROM hl_train('noisy_slots') t, before_retrain b;
+SELECT hl_drop_model('noisy_slots');
+DROP TABLE noisy;
 
 -- Prediction: character offsets, the text they cover, and uncertainty.
 SELECT start, "end", label, text, probability > 0.5 AS likely,
@@ -182,8 +207,8 @@ INSERT INTO utterances (id, text, spans) VALUES
 	(206, 'what is the weather like in lima', '[]');
 SELECT version, classes FROM hl_train('slots');
 SELECT labels FROM hl_models WHERE name = 'slots';
--- A new span label calls for a new temperature.
-SELECT metrics->>'calibrated_rows' AS calibrated_rows, metrics ? 'heldout_sentences' AS refitted
+-- A training without a fitted temperature holds rows out again.
+SELECT metrics->>'temperature' AS temperature, metrics ? 'heldout_sentences' AS held_out
 FROM hl_models WHERE name = 'slots';
 
 -- hl_status compares the decoded spans of the two versions on the pool.
@@ -206,6 +231,8 @@ SELECT hl_evaluate_spans('slots', 999999::oid::regclass);
 -- The text column to evaluate on must be of a string type.
 SELECT hl_evaluate_spans('slots', 'gold', text_column => 'truth', label_column => 'truth');
 SELECT hl_evaluate_spans('slots', 'gold', text_column => 'nothing', label_column => 'truth');
+-- The label column must be able to hold JSON.
+SELECT hl_evaluate_spans('slots', 'utterances', label_column => 'id');
 -- Span models can be watched too, but only when humanloop is preloaded.
 SELECT hl_watch('slots');
 
@@ -334,17 +361,6 @@ SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column 
 					   task => 'spans', options => '{"word_ngrams": 1}');
 SELECT hl_create_model('bad', 'utterances', text_column => 'text', label_column => 'spans',
 					   task => 'spans', options => '{"abstain_probability": 0.5}');
-
--- Retraining on under a quarter more labelled rows keeps the temperature.
--- The first retraining fits one, since the "genre" label has gone again.
-SELECT metrics ? 'heldout_sentences' AS refitted FROM hl_train('slots');
-CREATE TEMP TABLE before_retrain AS SELECT metrics FROM hl_models WHERE name = 'slots';
-INSERT INTO utterances (id, text, spans) VALUES (207, 'what is the weather like in kyiv', '[]');
-SELECT t.labelled_rows, t.metrics->>'calibrated_rows' AS calibrated_rows,
-	   t.metrics ? 'heldout_sentences' AS refitted,
-	   t.metrics->>'temperature' = b.metrics->>'temperature' AS same_temperature
-FROM hl_train('slots') t, before_retrain b;
-DELETE FROM utterances WHERE id = 207;
 
 SELECT hl_drop_model('slots_overlap');
 SELECT hl_drop_model('slots');

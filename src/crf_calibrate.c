@@ -24,6 +24,12 @@
 #define HL_CALIBRATION_T_MAX 3.0
 #define HL_CALIBRATION_STEPS 16
 
+/*
+ * Standard deviation of the normal prior on ln T.  It keeps T near 1 when
+ * few held-out spans speak for a change and does little with hundreds.
+ */
+#define HL_CALIBRATION_PRIOR_SD 0.5
+
 /* Probabilities are clipped to this distance from 0 and 1 in the NLL. */
 #define HL_CALIBRATION_CLIP 1e-6
 
@@ -102,6 +108,20 @@ evaluate(CalibrationSet *set, HlClassifier *emission, HlCrfTransitions *transiti
 	set->brier = set->predicted_spans > 0 ? brier / set->predicted_spans : NAN;
 }
 
+/*
+ * Return the quantity the search minimises at temperature t: the summed NLL
+ * of the decoded spans plus the negative log of a normal prior on ln T.
+ */
+static double
+objective(CalibrationSet *set, HlClassifier *emission, HlCrfTransitions *transitions, double t)
+{
+	double		log_t = log(t);
+
+	evaluate(set, emission, transitions, t);
+	return set->nll * set->predicted_spans +
+		log_t * log_t / (2.0 * HL_CALIBRATION_PRIOR_SD * HL_CALIBRATION_PRIOR_SD);
+}
+
 void
 hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 					   uint32_t n_labels, const HlCrfData *heldout, HlCrfCalibration *out)
@@ -116,7 +136,7 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 	double		fa;
 	double		fb;
 	double		best_t = 1.0;
-	double		best_nll;
+	double		best;
 
 	memset(&set, 0, sizeof(set));
 	set.data = heldout;
@@ -133,8 +153,8 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 	set.gold = hl_alloc_array(longest, sizeof(HlTagSpan));
 	hl_tagger_output_init(&set.out);
 
-	/* T = 1 first: the reference, and the result when there are too few spans. */
-	evaluate(&set, emission, transitions, 1.0);
+	/* T = 1 first: the reference, and the result when the spans cannot fit T. */
+	best = objective(&set, emission, transitions, 1.0);
 	memset(out, 0, sizeof(*out));
 	out->sentences = set.n_sentences;
 	out->gold_spans = set.gold_spans;
@@ -142,35 +162,39 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 	out->correct_spans = set.correct_spans;
 	out->nll_before = set.nll;
 	out->brier_before = set.brier;
-	best_nll = set.nll;
+
+	/*
+	 * With every decoded span right, a lower T always looks better and the
+	 * search would run to its bound, so T is fitted only when the held-out
+	 * spans have enough of both outcomes.
+	 */
+	out->fitted = set.predicted_spans >= HL_CRF_MIN_CALIBRATION_SPANS &&
+		set.predicted_spans - set.correct_spans >= HL_CRF_MIN_CALIBRATION_ERRORS;
 
 	/*
 	 * Golden-section search over log T, because the NLL of a one-parameter
 	 * scaling is close to unimodal.  T = 1 stays the result unless a point of
 	 * the search beats it.
 	 */
-	if (set.predicted_spans >= HL_CRF_MIN_CALIBRATION_SPANS)
+	if (out->fitted)
 	{
 		a = hi - golden * (hi - lo);
 		b = lo + golden * (hi - lo);
-		evaluate(&set, emission, transitions, exp(a));
-		fa = set.nll;
-		evaluate(&set, emission, transitions, exp(b));
-		fb = set.nll;
+		fa = objective(&set, emission, transitions, exp(a));
+		fb = objective(&set, emission, transitions, exp(b));
 		for (int step = 0; step < HL_CALIBRATION_STEPS; step++)
 		{
-			if (fa < best_nll)
-				best_nll = fa, best_t = exp(a);
-			if (fb < best_nll)
-				best_nll = fb, best_t = exp(b);
+			if (fa < best)
+				best = fa, best_t = exp(a);
+			if (fb < best)
+				best = fb, best_t = exp(b);
 			if (fa <= fb)
 			{
 				hi = b;
 				b = a;
 				fb = fa;
 				a = hi - golden * (hi - lo);
-				evaluate(&set, emission, transitions, exp(a));
-				fa = set.nll;
+				fa = objective(&set, emission, transitions, exp(a));
 			}
 			else
 			{
@@ -178,14 +202,13 @@ hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 				a = b;
 				fa = fb;
 				b = lo + golden * (hi - lo);
-				evaluate(&set, emission, transitions, exp(b));
-				fb = set.nll;
+				fb = objective(&set, emission, transitions, exp(b));
 			}
 		}
-		if (fa < best_nll)
-			best_nll = fa, best_t = exp(a);
-		if (fb < best_nll)
-			best_nll = fb, best_t = exp(b);
+		if (fa < best)
+			best = fa, best_t = exp(a);
+		if (fb < best)
+			best = fb, best_t = exp(b);
 	}
 
 	evaluate(&set, emission, transitions, best_t);

@@ -146,7 +146,8 @@ extern void hl_crf_predict(const HlClassifier *emission, const HlCrfTransitions 
 /* What hl_crf_fit_temperature measured on the held-out sentences. */
 typedef struct HlCrfCalibration
 {
-	double		temperature;	/* the fitted T, 1 when there was too little */
+	int			fitted;			/* whether the spans could fit T */
+	double		temperature;	/* the fitted T, else 1 */
 	uint32_t	sentences;
 	uint64_t	gold_spans;
 	uint64_t	predicted_spans;
@@ -158,16 +159,19 @@ typedef struct HlCrfCalibration
 } HlCrfCalibration;
 
 /*
- * Fewest decoded held-out spans for which hl_crf_fit_temperature fits a
- * temperature.  With fewer it keeps T = 1.
+ * Fewest decoded held-out spans, and fewest wrong ones among them, for
+ * which hl_crf_fit_temperature fits a temperature.  With fewer it keeps
+ * T = 1.
  */
 #define HL_CRF_MIN_CALIBRATION_SPANS 30
+#define HL_CRF_MIN_CALIBRATION_ERRORS 5
 
 /*
  * Fit the temperature of a model trained without the sentences of heldout
- * (whose tags are the gold tags) by minimising the mean binary negative
- * log-likelihood of its decoded spans being exactly right.  Sets
- * emission->temperature and releases the prediction cache.
+ * (whose tags are the gold tags).  T minimises the binary negative
+ * log-likelihood of its decoded spans being exactly right, plus a normal
+ * prior on ln T, within 0.2 to 3.  Sets emission->temperature and releases
+ * the prediction cache.
  */
 extern void hl_crf_fit_temperature(HlClassifier *emission, HlCrfTransitions *transitions,
 								   uint32_t n_labels, const HlCrfData *heldout,

@@ -151,6 +151,27 @@ hl_eval_column(Oid relid, const char *column, const char *role, bool strings_onl
 	return quote_identifier(column);
 }
 
+/*
+ * Raise an error unless column of relid can hold span labels: json, jsonb
+ * or a string type whose values are parsed as JSON.  Any other type would
+ * fail on its first row with a message about that row.
+ */
+static void
+hl_check_span_label_type(Oid relid, const char *column)
+{
+	Oid			type = getBaseType(get_atttype(relid, get_attnum(relid, column)));
+	char		category;
+	bool		preferred;
+
+	get_type_category_preferred(type, &category, &preferred);
+	if (type != JSONBOID && type != JSONOID && category != TYPCATEGORY_STRING)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("label column \"%s\" has type %s, but span labels are JSON",
+						column, format_type_be(type)),
+				 errhint("Pass label_column => naming a jsonb column of span arrays such as '[{\"start\": 0, \"end\": 4, \"label\": \"artist\"}]'.")));
+}
+
 /* qsort order of label ids by name. */
 static char **hl_sort_names;
 
@@ -212,8 +233,13 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 
 	text_column = hl_eval_column(relid, PG_ARGISNULL(2) ? def->text_column
 								 : text_to_cstring(PG_GETARG_TEXT_PP(2)), "text_column", true);
-	label_column = hl_eval_column(relid, PG_ARGISNULL(3) ? def->label_column
-								  : text_to_cstring(PG_GETARG_TEXT_PP(3)), "label_column", false);
+	{
+		const char *label_name = PG_ARGISNULL(3) ? def->label_column
+			: text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+		label_column = hl_eval_column(relid, label_name, "label_column", false);
+		hl_check_span_label_type(relid, label_name);
+	}
 
 	/* Rows are named by the model's id column when the relation has it. */
 	if (get_attnum(relid, def->id_column) > 0)

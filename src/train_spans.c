@@ -418,15 +418,15 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
  * while that still applies (see HL_SPANS_RECALIBRATE_GROWTH), else one
  * fitted on the held-out rows, else 1 for a model with too few labelled
  * rows.  Sets *calibrated_rows to the labelled rows the temperature was
- * fitted on (0 for none).  When this training fitted it, sets *fitted and
- * fills calibration.  emission and transitions then hold the CRF fitted
+ * fitted on (0 for none).  When this training held rows out, sets *held_out
+ * and fills calibration.  emission and transitions then hold the CRF fitted
  * without the held-out rows, which the caller starts the full fit from and
  * frees.
  */
 static double
 hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,
 					uint32 n_labels, ArrayType *label_array, double prior_precision,
-					int32 *calibrated_rows, HlCrfCalibration *calibration, bool *fitted,
+					int32 *calibrated_rows, HlCrfCalibration *calibration, bool *held_out,
 					HlClassifier *emission, HlCrfTransitions *transitions)
 {
 	int32		rows;
@@ -437,7 +437,7 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	HlCrfFitReport report;
 	char		errbuf[256];
 
-	*fitted = false;
+	*held_out = false;
 	*calibrated_rows = 0;
 	if (set->n_items < HL_SPANS_MIN_CALIBRATION_ROWS)
 		return 1.0;
@@ -467,8 +467,12 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	emission->variance_scale = HL_SPANS_VARIANCE_SCALE;
 	hl_crf_fit_temperature(emission, transitions, n_labels, &heldout_part, calibration);
 
-	*fitted = true;
-	*calibrated_rows = (int32) set->n_items;
+	/*
+	 * Held-out spans too few, or all right, leave T at 1.  Without
+	 * calibrated_rows the next training tries again rather than keep it.
+	 */
+	*held_out = true;
+	*calibrated_rows = calibration->fitted ? (int32) set->n_items : 0;
 	return calibration->temperature;
 }
 
@@ -500,7 +504,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	double		prior_precision;
 	double		temperature;
 	int32		calibrated_rows;
-	bool		calibrated_now;
+	bool		held_out;
 	uint32		dim = UINT32_C(1) << def->features.hash_bits;
 	uint32		n_classes;
 	float	   *idf;
@@ -578,7 +582,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	prior_precision = def->prior_precision > 0 ? def->prior_precision : HL_SPANS_PRIOR_PRECISION;
 	temperature = hl_span_temperature(def, &set, dim, n_classes, labels.n, label_array,
 									  prior_precision, &calibrated_rows, &calibration,
-									  &calibrated_now, &start_emission, &start_transitions);
+									  &held_out, &start_emission, &start_transitions);
 
 	/*
 	 * The CRF fitted for the temperature has seen four rows in five, so the
@@ -587,13 +591,13 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	hl_classifier_alloc(&classifier, dim, n_classes);
 	hl_crf_transitions_alloc(&transitions, n_classes);
 	if (hl_crf_fit_from(&data, prior_precision, HL_SPANS_MAX_ITERATIONS,
-						calibrated_now ? &start_emission : NULL,
-						calibrated_now ? &start_transitions : NULL,
+						held_out ? &start_emission : NULL,
+						held_out ? &start_transitions : NULL,
 						&classifier, &transitions, &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", def->name, errbuf)));
-	if (calibrated_now)
+	if (held_out)
 	{
 		hl_classifier_free(&start_emission);
 		hl_crf_transitions_free(&start_transitions);
@@ -627,7 +631,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "temperature", temperature);
 	if (calibrated_rows > 0)
 		hl_json_number(&metrics, "calibrated_rows", calibrated_rows);
-	if (calibrated_now)
+	if (held_out)
 	{
 		uint64		denominator = calibration.gold_spans + calibration.predicted_spans;
 

@@ -1507,15 +1507,17 @@ test_crf_learns_spans(void)
 
 	/*
 	 * A temperature fitted on held-out sentences: the first half trains,
-	 * the second half (48 spans, all decoded right) calibrates.  Right
-	 * spans with probabilities below 1 call for a temperature below 1,
-	 * which must not move the decoded spans.
+	 * the second half (48 spans) calibrates.  With every held-out span
+	 * decoded right there is nothing to fit, and T stays 1.  Once the gold
+	 * labels of eight sentences are swapped, 16 confident spans are wrong,
+	 * which calls for T above 1.  T must not move the decoded spans.
 	 */
 	{
 		HlCrfData	fit = data;
 		HlCrfData	heldout = data;
 		HlCrfCalibration cal;
 		HlTagSpan	before[2];
+		int32_t		swapped_tag[N * 8];
 
 		fit.n_sentences = N / 2;
 		heldout.n_sentences = N / 2;
@@ -1532,11 +1534,23 @@ test_crf_learns_spans(void)
 		CHECK(cal.gold_spans == N);
 		CHECK(cal.predicted_spans == N);
 		CHECK(cal.correct_spans == N);
-		CHECK(cal.temperature < 1.0);
-		CHECK(cal.temperature >= 0.2);
+		CHECK(!cal.fitted);
+		CHECK(cal.temperature == 1.0);
+		CHECK(transitions.draws == NULL);
+
+		/* B-0 and B-1 are tags 1 and 3, I-0 and I-1 tags 2 and 4. */
+		memcpy(swapped_tag, tag, sizeof(int32_t) * rows);
+		for (uint32_t i = sentence_start[N / 2]; i < sentence_start[N / 2 + 8]; i++)
+			if (swapped_tag[i] != 0)
+				swapped_tag[i] = swapped_tag[i] <= 2 ? swapped_tag[i] + 2 : swapped_tag[i] - 2;
+		heldout.tag = swapped_tag;
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
+		CHECK(cal.correct_spans == N - 16);
+		CHECK(cal.fitted);
+		CHECK(cal.temperature > 1.0);
+		CHECK(cal.temperature <= 3.0);
 		CHECK(emission.temperature == (float) cal.temperature);
 		CHECK(cal.nll_after <= cal.nll_before);
-		CHECK(cal.brier_after <= cal.brier_before);
 		CHECK(transitions.draws == NULL);
 
 		hl_crf_prepare(&emission, &transitions);
@@ -1546,8 +1560,9 @@ test_crf_learns_spans(void)
 		{
 			CHECK(out.spans[i].first_token == before[i].first_token);
 			CHECK(out.spans[i].end_token == before[i].end_token);
-			CHECK(out.spans[i].probability >= before[i].probability);
+			CHECK(out.spans[i].probability <= before[i].probability);
 		}
+		hl_crf_release(&transitions);
 
 		/*
 		 * The full fit started from the half fit needs no more iterations
