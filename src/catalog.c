@@ -15,6 +15,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -99,13 +100,35 @@ hl_require_model_name(FunctionCallInfo fcinfo, int argno)
 				   "Pass the name of a model. SELECT name FROM hl_models lists the models.");
 }
 
+char *
+hl_json_value_text(const JsonbValue *value)
+{
+	StringInfoData text;
+
+	switch (value->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvBool:
+			return value->val.boolean ? "true" : "false";
+		case jbvNumeric:
+			return hl_json_number_text(value);
+		case jbvString:
+			initStringInfo(&text);
+			escape_json(&text, pnstrdup(value->val.string.val, value->val.string.len));
+			return text.data;
+		default:
+			return "an object or array";
+	}
+}
+
 double
 hl_option_number(const char *key, JsonbValue *value)
 {
 	if (value->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key),
+				 errmsg("option \"%s\" is %s, but must be a number", key, hl_json_value_text(value)),
 				 errhint("Write the value as a JSON number without quotes, such as 1.")));
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											  NumericGetDatum(value->val.numeric)));
@@ -216,7 +239,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"allow_overlap\" must be true or false"),
+						 errmsg("model option \"allow_overlap\" is %s, but must be true or false",
+								hl_json_value_text(&value)),
 						 errhint("Write true or false without quotes.")));
 			def->allow_overlap = value.val.boolean;
 		}
@@ -229,7 +253,8 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("model option \"prior_precision\" is %s, but must be above 0 and at most 1e6",
 								hl_json_number_text(&value)),
-						 errhint("Leave it out to choose the prior precision from the data.")));
+						 spans ? errhint("Leave it out for the span models' default of 0.25.")
+						 : errhint("Leave it out to choose the prior precision from the data.")));
 			def->prior_precision = lambda;
 		}
 		else

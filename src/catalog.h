@@ -94,6 +94,9 @@ extern double hl_option_number(const char *key, JsonbValue *value);
  */
 extern char *hl_json_number_text(const JsonbValue *value);
 
+/* Return a scalar JSON value as it would be written in JSON, for a message. */
+extern char *hl_json_value_text(const JsonbValue *value);
+
 /* Return an integer JSON option within [min, max], else raise an error. */
 extern int	hl_option_int(const char *key, JsonbValue *value, int min, int max);
 

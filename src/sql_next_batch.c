@@ -119,7 +119,8 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			if (value.type != jbvBool)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"reserve\" must be true or false"),
+						 errmsg("option \"reserve\" is %s, but must be true or false",
+								hl_json_value_text(&value)),
 						 errhint("Write true or false without quotes.")));
 			options->reserve = value.val.boolean;
 			continue;
