@@ -105,7 +105,7 @@ def cell(value, digits):
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def write_page(path, runs, seed, command):
+def write_page(path, runs, seed, command, note=None):
     lines = [
         "# Calibration of span probabilities",
         "",
@@ -122,6 +122,10 @@ def write_page(path, runs, seed, command):
         "version stores (absent before revisions that fit one), fitted on the held-out "
         "sentences counted in the next column.  Seconds are the wall time of hl_train.",
         "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += [
         "| revision | sentences | test F1 | right | mean p | Brier | ECE | T | held out | hl_train s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -147,6 +151,8 @@ def main():
     parser.add_argument("--sizes", default="500,1000,2000,4500,13084")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="docs/span-calibration.md")
+    parser.add_argument("--note", default=None,
+                        help="a paragraph printed under the method, for example the load on the machine")
     args = parser.parse_args()
 
     train = read_split(os.path.join(args.snips_dir, "train"))
@@ -164,7 +170,7 @@ def main():
     command = ("/usr/bin/python3 test/bench/bench_span_calibration.py SNIPS_DIR --root NEW"
                + (" --compare-root OLD" if args.compare_root else "")
                + f" --sizes {args.sizes} --seed {args.seed}")
-    write_page(args.out, runs, args.seed, command)
+    write_page(args.out, runs, args.seed, command, args.note)
     print(f"wrote {args.out} ({platform.machine()})")
 
 
