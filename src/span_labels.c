@@ -191,6 +191,40 @@ hl_compare_spans(const void *a, const void *b)
 	return 0;
 }
 
+/*
+ * Parse the text of a span label as jsonb.  A label kept in a text column
+ * may not be JSON at all, and jsonb_in's own error names neither the row
+ * nor the format, so that error is raised again with both.
+ */
+static Jsonb *
+hl_span_label_jsonb(const char *json, const char *row_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb	   *volatile label = NULL;
+
+	PG_TRY();
+	{
+		label = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(caller);
+		error = CopyErrorData();
+		if (error->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("span label of row \"%s\" is not valid JSON: %s", row_id, error->message),
+				 error->detail ? errdetail_internal("%s", error->detail) : 0,
+				 errhint("Write the spans as [{\"start\": 0, \"end\": 4, \"label\": \"artist\"}], or [] for a text without spans.")));
+	}
+	PG_END_TRY();
+	return label;
+}
+
 HlCharSpan *
 hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 					 size_t len, bool allow_overlap, HlSpanLabelMap *map,
@@ -212,7 +246,7 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 	context.previous = error_context_stack;
 	error_context_stack = &context;
 
-	label = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	label = hl_span_label_jsonb(json, row_id);
 	if (!JB_ROOT_IS_ARRAY(label) || JB_ROOT_IS_SCALAR(label))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
