@@ -77,6 +77,13 @@ was 0.26, 0.19 and 0.10 at 8, 24 and 60 labels (0.33, 0.35 and 0.29 with
 the temperature fixed at 1). Small models remain somewhat underconfident,
 and with that few rows the ECE itself is a rough estimate.
 
+Span models are calibrated the same way in spirit: `hl_train` holds out
+every fifth labelled sentence, fits the CRF on the rest, and fits a
+temperature on the held-out decoded spans. On snips it lowered the
+expected calibration error of the span probabilities from 0.071 to 0.023
+with 1,000 training sentences and from 0.017 to 0.009 with all of them
+([span-calibration.md](span-calibration.md)).
+
 ## Abstention
 
 `hl_set_abstention` chooses a threshold on a confidence score from
