@@ -8,9 +8,10 @@
  * too low.  With 1,000 training sentences the decoded spans were right 81%
  * of the time at a mean probability of 0.74 (docs/span-calibration.md).  One
  * temperature dividing every score fixes most of such a shift without
- * moving the decoded spans.  It is chosen by the mean binary negative
+ * moving the decoded spans.  It is chosen by the binary negative
  * log-likelihood of "this decoded span is exactly right" on sentences the
- * model was not trained on, the same event the probability states.
+ * model was not trained on, the same event the probability states, plus a
+ * prior that keeps it near 1.
  */
 #include "model_crf.h"
 
