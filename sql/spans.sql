@@ -345,6 +345,9 @@ SELECT version FROM hl_train('text_spans');
 SELECT recommendation, reason FROM hl_status('text_spans');
 UPDATE text_spans SET spans = 'artist at 5' WHERE id = 2;
 SELECT recommendation FROM hl_status('text_spans');
+-- A span on a row whose text is NULL has nowhere to lie.
+UPDATE text_spans SET body = NULL, spans = '[{"start": 0, "end": 4, "label": "artist"}]' WHERE id = 2;
+SELECT version FROM hl_train('text_spans');
 SELECT hl_drop_model('text_spans');
 DROP TABLE text_spans;
 

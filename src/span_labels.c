@@ -238,8 +238,9 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 	HlCharSpan *spans;
 	int			n_elements;
 	int			n = 0;
-	int64		text_chars = pg_mbstrlen_with_len(text, (int) len);
-	HlCharCursor cursor = {text, len, 0, 0};
+	const char *body = text != NULL ? text : "";
+	int64		text_chars = pg_mbstrlen_with_len(body, (int) len);
+	HlCharCursor cursor = {body, len, 0, 0};
 
 	context.callback = hl_span_label_context;
 	context.arg = (void *) row_id;
@@ -274,6 +275,12 @@ hl_span_labels_parse(const char *json, const char *row_id, const char *text,
 
 		start = hl_span_offset(value.val.binary.data, "start", index, row_id);
 		end = hl_span_offset(value.val.binary.data, "end", index, row_id);
+		if (text == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("span %d of row \"%s\" from %lld to %lld has no text to lie in, because the row's text is NULL",
+							index, row_id, (long long) start, (long long) end),
+					 errhint("Give the row its text, or label it [] (no spans).")));
 		if (start < 0 || end > text_chars)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

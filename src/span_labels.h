@@ -27,7 +27,7 @@ extern int32 hl_span_label_id(HlSpanLabelMap *map, const char *name);
 /*
  * Parse the span label json (the text of a JSON array such as
  * [{"start": 10, "end": 17, "label": "artist"}]) of the row row_id, whose
- * text text has len bytes.  Every span needs integer "start" and "end" with
+ * text text has len bytes (NULL for a row whose text is NULL, len 0).  Every span needs integer "start" and "end" with
  * 0 <= start < end <= the text's length in characters, covering at least
  * one character that is not white space, and a non-empty string "label";
  * other keys are ignored.  Overlapping spans are an error

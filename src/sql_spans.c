@@ -286,9 +286,7 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 			MemoryContext spi_context;
 
 			CHECK_FOR_INTERRUPTS();
-			if (body == NULL)
-				body = "";
-			len = strlen(body);
+			len = body != NULL ? strlen(body) : 0;
 			hl_check_text_length(len, psprintf("text of row \"%s\"", id ? id : "(null)"));
 
 			spi_context = MemoryContextSwitchTo(call_context);
@@ -306,7 +304,7 @@ hl_evaluate_spans(PG_FUNCTION_ARGS)
 
 			/* The model is looked up again: SPI calls may load other models. */
 			model = hl_model_version(name, model_id, model->version);
-			hl_model_tag(model, body, len);
+			hl_model_tag(model, body != NULL ? body : "", len);
 
 			for (uint32 g = 0; g < n_gold; g++)
 				counts[gold[g].label].gold++;

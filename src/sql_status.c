@@ -282,9 +282,7 @@ hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **cou
 			}
 			id = SPI_getvalue(tuple, desc, 1);
 			body = SPI_getvalue(tuple, desc, 2);
-			if (body == NULL)
-				body = "";
-			if (strlen(body) > (size_t) hl_max_text_bytes)
+			if (body != NULL && strlen(body) > (size_t) hl_max_text_bytes)
 				hl_check_text_length(strlen(body), psprintf("text of row \"%s\"", id ? id : "(null)"));
 			deconstruct_array(DatumGetArrayTypeP(given), TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &nulls, &n);
@@ -296,7 +294,8 @@ hl_count_span_label_rows(const HlModelDef *def, HlSpanLabelMap *map, int64 **cou
 				if (nulls[i])
 					continue;
 				spans = hl_span_labels_parse(TextDatumGetCString(elems[i]), id ? id : "(null)",
-											 body, strlen(body), def->allow_overlap, map, &n_spans);
+											 body, body != NULL ? strlen(body) : 0, def->allow_overlap,
+											 map, &n_spans);
 				for (uint32 k = 0; k < n_spans; k++)
 				{
 					int32		label = spans[k].label;

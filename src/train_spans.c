@@ -188,7 +188,7 @@ hl_token_rows_add_item(HlTokenRows *set, const HlModelDef *def, HlSpanLabelMap *
 	if (n_given == 0)
 		return;
 
-	hl_span_featurize(body, len, def->features.hash_bits, features);
+	hl_span_featurize(body != NULL ? body : "", len, def->features.hash_bits, features);
 	tags = MemoryContextAlloc(row_context, sizeof(int32) * Max(features->n_tokens, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -245,7 +245,7 @@ hl_token_rows_read(const HlModelDef *def, HlTokenRows *set, HlSpanLabelMap *labe
 			Datum		doc;
 			Datum		item_labels;
 			char	   *id;
-			const char *body = "";
+			const char *body = NULL;	/* NULL text: no tokens, and no span fits */
 			size_t		len = 0;
 
 			CHECK_FOR_INTERRUPTS();
