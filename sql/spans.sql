@@ -56,9 +56,9 @@ SELECT labels, metrics->>'spans' AS spans, metrics->>'training_tokens' AS tokens
 FROM hl_models WHERE name = 'slots';
 -- The temperature is fitted on every fifth labelled row, held out from a
 -- second fit.  Here every held-out span is decoded right, which leaves no
--- temperature to fit: it stays 1, and without calibrated_rows the next
--- training tries again.
-SELECT metrics->>'temperature' AS temperature, metrics->>'calibrated_rows' AS calibrated_rows,
+-- temperature to fit, so it stays 1.
+SELECT metrics->>'temperature' AS temperature, metrics->>'temperature_fitted' AS fitted,
+	   metrics->>'calibrated_rows' AS calibrated_rows,
 	   metrics->>'heldout_sentences' AS heldout_sentences,
 	   (metrics->>'heldout_span_f1')::float8 > 0.9 AS heldout_f1
 FROM hl_models WHERE name = 'slots';
@@ -76,10 +76,10 @@ ALTER TABLE noisy ADD PRIMARY KEY (id);
 SELECT hl_create_model('noisy_slots', 'noisy', text_column => 'text', label_column => 'spans',
 					   task => 'spans') > 0 AS created;
 SELECT (metrics->>'temperature')::float8 BETWEEN 0.2 AND 3 AS in_range,
-	   (metrics->>'temperature')::float8 <> 1 AS fitted,
+	   (metrics->>'temperature')::float8 <> 1 AS not_one, metrics->>'temperature_fitted' AS fitted,
 	   metrics->>'calibrated_rows' AS calibrated_rows, metrics->>'heldout_sentences' AS heldout_sentences
 FROM hl_train('noisy_slots');
--- Retraining on under a quarter more labelled rows keeps the temperature.
+-- Retraining on at most a quarter more labelled rows keeps the temperature.
 CREATE TEMP TABLE before_retrain AS SELECT metrics FROM hl_models WHERE name = 'noisy_slots';
 INSERT INTO noisy (id, text, spans) VALUES (300, 'what is the weather like in kyiv', '[]');
 SELECT t.labelled_rows, t.metrics->>'calibrated_rows' AS calibrated_rows,
@@ -207,7 +207,7 @@ INSERT INTO utterances (id, text, spans) VALUES
 	(206, 'what is the weather like in lima', '[]');
 SELECT version, classes FROM hl_train('slots');
 SELECT labels FROM hl_models WHERE name = 'slots';
--- A training without a fitted temperature holds rows out again.
+-- A new span label calls for holding rows out again.
 SELECT metrics->>'temperature' AS temperature, metrics ? 'heldout_sentences' AS held_out
 FROM hl_models WHERE name = 'slots';
 

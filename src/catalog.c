@@ -114,8 +114,11 @@ hl_json_value_text(const JsonbValue *value)
 		case jbvNumeric:
 			return hl_json_number_text(value);
 		case jbvString:
+			/* A long string is cut, so that the message stays readable. */
 			initStringInfo(&text);
-			escape_json(&text, pnstrdup(value->val.string.val, value->val.string.len));
+			escape_json(&text, pnstrdup(value->val.string.val, Min(value->val.string.len, 60)));
+			if (value->val.string.len > 60)
+				appendStringInfoString(&text, "...");
 			return text.data;
 		default:
 			return "an object or array";
@@ -591,7 +594,8 @@ hl_catalog_prior_choice(int32 model_id, int32 version, int32 *chosen_rows,
 	values[0] = Int32GetDatum(model_id);
 	values[1] = Int32GetDatum(version);
 	hl_spi_connect();
-	ret = SPI_execute_with_args("SELECT coalesce((metrics->>'prior_chosen_rows')::int4, labelled_rows),"
+	ret = SPI_execute_with_args("SELECT coalesce(round((metrics->>'prior_chosen_rows')::float8)::int4,"
+								"                labelled_rows),"
 								"       (metrics->>'prior_precision')::float8"
 								"  FROM humanloop.model_versions"
 								" WHERE model_id = $1 AND version = $2 AND kind = 'full'",
@@ -627,7 +631,8 @@ hl_catalog_span_temperature(int32 model_id, int32 version, Datum labels,
 	values[1] = Int32GetDatum(version);
 	values[2] = labels;
 	hl_spi_connect();
-	ret = SPI_execute_with_args("SELECT (metrics->>'calibrated_rows')::int4,"
+	/* Metrics are written with 6 significant digits, so 1e+06 must read as a row count. */
+	ret = SPI_execute_with_args("SELECT round((metrics->>'calibrated_rows')::float8)::int4,"
 								"       (metrics->>'temperature')::float8,"
 								"       (metrics->>'prior_precision')::float8"
 								"  FROM humanloop.model_versions"

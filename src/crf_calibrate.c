@@ -35,8 +35,10 @@
 #define HL_CALIBRATION_CLIP 1e-6
 
 /*
- * Held-out sentences that the search predicts.  Each step tags them all,
- * so a bound keeps the fit's cost flat for very large models.
+ * Held-out sentences that the search predicts, the first ones in training
+ * order.  Each step tags them all, so a bound keeps the fit's cost flat for
+ * very large models.  Every sentence counts once, whatever its weight, so
+ * a row with several annotations counts once per annotation.
  */
 #define HL_CALIBRATION_MAX_SENTENCES 4000
 
@@ -84,6 +86,9 @@ evaluate(CalibrationSet *set, HlClassifier *emission, HlCrfTransitions *transiti
 	{
 		const int32_t *tags = set->data->tag + set->data->sentence_start[s];
 		uint32_t	n_gold;
+
+		if (s % 256 == 0)
+			hl_check_interrupt();
 
 		view_sentence(set, s);
 		hl_crf_predict(emission, transitions, set->n_labels, &set->view, &set->out);

@@ -770,9 +770,11 @@ hl_crf_fit_from(const HlCrfData *data, double lambda, uint32_t max_iterations,
 	if (problem != NULL)
 		return fit_error(errbuf, errlen, "sentence %u: %s", bad + 1, problem);
 
+	if ((from_emission == NULL) != (from_transitions == NULL))
+		return fit_error(errbuf, errlen, "a starting CRF needs both its emission and its transition weights");
 	if (from_emission != NULL &&
 		(from_emission->dim != data->dim || from_emission->n_classes != data->n_tags ||
-		 from_transitions == NULL || from_transitions->n_tags != data->n_tags))
+		 from_transitions->n_tags != data->n_tags))
 		return fit_error(errbuf, errlen, "the starting CRF has %u tags and %u features, the data %u and %u",
 						 from_emission->n_classes, from_emission->dim, data->n_tags, data->dim);
 

@@ -98,7 +98,8 @@ extern int	hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterati
  * hl_crf_fit starting from the weights of from_emission and
  * from_transitions, a CRF with the same features and tags fitted on other
  * (for example fewer) sentences, instead of from zero.  Pairs that the
- * starting CRF never fitted start at zero.  NULL starts from zero.
+ * starting CRF never fitted start at zero.  Both NULL start from zero, and
+ * one NULL is an error.
  */
 extern int	hl_crf_fit_from(const HlCrfData *data, double lambda, uint32_t max_iterations,
 							const HlClassifier *from_emission,

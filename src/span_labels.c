@@ -193,8 +193,9 @@ hl_compare_spans(const void *a, const void *b)
 
 /*
  * Parse the text of a span label as jsonb.  A label kept in a text column
- * may not be JSON at all, and jsonb_in's own error names neither the row
- * nor the format, so that error is raised again with both.
+ * may not be JSON at all, and jsonb_in's own error does not show the
+ * expected format, so that error is raised again with a hint.  The row is
+ * named by the error context of the caller.
  */
 static Jsonb *
 hl_span_label_jsonb(const char *json, const char *row_id)
@@ -217,7 +218,7 @@ hl_span_label_jsonb(const char *json, const char *row_id)
 		FlushErrorState();
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("span label of row \"%s\" is not valid JSON: %s", row_id, error->message),
+				 errmsg("span label is not valid JSON: %s", error->message),
 				 error->detail ? errdetail_internal("%s", error->detail) : 0,
 				 errhint("Write the spans as [{\"start\": 0, \"end\": 4, \"label\": \"artist\"}], or [] for a text without spans.")));
 	}

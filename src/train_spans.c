@@ -13,8 +13,9 @@
  * document frequencies.
  *
  * The temperature of the span probabilities is fitted on every fifth
- * labelled row, held out from a first fit on the others
- * (crf_calibrate.c).  The full fit then starts from that first fit.
+ * labelled row, held out from a second fit of the CRF on the others
+ * (crf_calibrate.c).  When a training makes that fit, the full fit starts
+ * from it.
  */
 #include "compat.h"
 
@@ -59,7 +60,8 @@
  * second fit of the CRF, once the model has HL_SPANS_MIN_CALIBRATION_ROWS
  * labelled rows.  That fit costs about as much as the main one.  So a
  * version keeps the temperature of the current one until the labelled rows
- * have grown by a quarter, as the classifier keeps its prior precision.
+ * have grown by more than a quarter, as the classifier keeps its prior
+ * precision.
  */
 #define HL_SPANS_HELDOUT_EVERY 5
 #define HL_SPANS_MIN_CALIBRATION_ROWS 50
@@ -74,6 +76,7 @@ typedef struct HlTokenRows
 	uint32		max_sentences;
 	uint32	   *sentence_start;	/* n_sentences + 1 entries into the rows */
 	float	   *sentence_weight;
+	uint32	   *sentence_item;	/* the labelled row of each sentence */
 	uint64	   *row_start;
 	int32	   *tag;			/* with provisional label ids until renumbered */
 	float	   *weight;
@@ -139,15 +142,18 @@ hl_token_rows_append(HlTokenRows *set, const HlSentenceFeatures *features,
 		{
 			set->sentence_start = palloc_extended(sizeof(uint32) * set->max_sentences, MCXT_ALLOC_HUGE);
 			set->sentence_weight = palloc_extended(sizeof(float) * set->max_sentences, MCXT_ALLOC_HUGE);
+			set->sentence_item = palloc_extended(sizeof(uint32) * set->max_sentences, MCXT_ALLOC_HUGE);
 			set->sentence_start[0] = 0;
 		}
 		else
 		{
 			set->sentence_start = repalloc_huge(set->sentence_start, sizeof(uint32) * set->max_sentences);
 			set->sentence_weight = repalloc_huge(set->sentence_weight, sizeof(float) * set->max_sentences);
+			set->sentence_item = repalloc_huge(set->sentence_item, sizeof(uint32) * set->max_sentences);
 		}
 	}
 	set->sentence_weight[set->n_sentences] = weight;
+	set->sentence_item[set->n_sentences] = set->n_items;
 	set->sentence_start[++set->n_sentences] = set->n_rows + n;
 
 	memcpy(set->index + set->nnz, features->index, sizeof(uint32) * nnz);
@@ -340,6 +346,17 @@ hl_span_labels_finish(HlSpanLabelMap *labels, HlTokenRows *set)
 }
 
 /*
+ * Return whether sentence s of set is held out for calibration: those of
+ * every HL_SPANS_HELDOUT_EVERY-th labelled row, whose annotations stay
+ * together.
+ */
+static bool
+hl_sentence_held_out(const HlTokenRows *set, uint32 s)
+{
+	return set->sentence_item[s] % HL_SPANS_HELDOUT_EVERY == HL_SPANS_HELDOUT_EVERY - 1;
+}
+
+/*
  * Copy into out the sentences of set whose labelled row is held out for
  * calibration (heldout true) or the others.
  */
@@ -362,7 +379,7 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
 		uint32		first = set->sentence_start[s];
 		uint32		end = set->sentence_start[s + 1];
 
-		if ((set->group[first] % HL_SPANS_HELDOUT_EVERY == HL_SPANS_HELDOUT_EVERY - 1) != heldout)
+		if (hl_sentence_held_out(set, s) != heldout)
 			continue;
 		n_sentences++;
 		n_rows += end - first;
@@ -387,7 +404,7 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
 		uint64		from = set->row_start[first];
 		uint64		count = set->row_start[end] - from;
 
-		if ((set->group[first] % HL_SPANS_HELDOUT_EVERY == HL_SPANS_HELDOUT_EVERY - 1) != heldout)
+		if (hl_sentence_held_out(set, s) != heldout)
 			continue;
 		memcpy(index + nnz, set->index + from, sizeof(uint32) * count);
 		memcpy(value + nnz, set->value + from, sizeof(float) * count);
@@ -413,15 +430,27 @@ hl_token_rows_part(const HlTokenRows *set, bool heldout, uint32 dim, uint32 n_ta
 	out->weight = weight;
 }
 
+/* Free the arrays that hl_token_rows_part allocated. */
+static void
+hl_token_rows_part_free(HlCrfData *part)
+{
+	pfree((void *) part->sentence_start);
+	pfree((void *) part->row_start);
+	pfree((void *) part->index);
+	pfree((void *) part->value);
+	pfree((void *) part->tag);
+	pfree((void *) part->weight);
+}
+
 /*
  * Return the temperature of the new version.  It is the current version's
  * while that still applies (see HL_SPANS_RECALIBRATE_GROWTH), else one
  * fitted on the held-out rows, else 1 for a model with too few labelled
- * rows.  Sets *calibrated_rows to the labelled rows the temperature was
- * fitted on (0 for none).  When this training held rows out, sets *held_out
- * and fills calibration.  emission and transitions then hold the CRF fitted
- * without the held-out rows, which the caller starts the full fit from and
- * frees.
+ * rows.  Sets *calibrated_rows to the labelled rows of the training that
+ * last held rows out (0 for none).  When this training held rows out, sets
+ * *held_out and fills calibration.  emission and transitions then hold the
+ * CRF fitted without the held-out rows, which the caller starts the full
+ * fit from and frees.
  */
 static double
 hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, uint32 n_tags,
@@ -442,10 +471,12 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	if (set->n_items < HL_SPANS_MIN_CALIBRATION_ROWS)
 		return 1.0;
 
+	/* The stored prior precision has 6 significant digits. */
 	if (def->current_version > 0 &&
 		hl_catalog_span_temperature(def->model_id, def->current_version,
 									PointerGetDatum(label_array), &rows, &temperature, &lambda) &&
-		lambda == prior_precision && (int64) set->n_items >= rows &&
+		fabs(lambda - prior_precision) <= 1e-5 * prior_precision &&
+		(int64) set->n_items >= rows &&
 		set->n_items <= HL_SPANS_RECALIBRATE_GROWTH * rows)
 	{
 		*calibrated_rows = rows;
@@ -455,7 +486,11 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	hl_token_rows_part(set, false, dim, n_tags, &fit_part);
 	hl_token_rows_part(set, true, dim, n_tags, &heldout_part);
 	if (fit_part.n_sentences == 0 || heldout_part.n_sentences == 0)
+	{
+		hl_token_rows_part_free(&fit_part);
+		hl_token_rows_part_free(&heldout_part);
 		return 1.0;
+	}
 
 	hl_classifier_alloc(emission, dim, n_tags);
 	hl_crf_transitions_alloc(transitions, n_tags);
@@ -464,15 +499,19 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit the calibration model of \"%s\": %s", def->name, errbuf)));
+	hl_token_rows_part_free(&fit_part);
 	emission->variance_scale = HL_SPANS_VARIANCE_SCALE;
 	hl_crf_fit_temperature(emission, transitions, n_labels, &heldout_part, calibration);
+	hl_token_rows_part_free(&heldout_part);
 
 	/*
-	 * Held-out spans too few, or all right, leave T at 1.  Without
-	 * calibrated_rows the next training tries again rather than keep it.
+	 * Held-out spans too few, or all right, leave T at 1
+	 * (calibration->fitted false).  That 1 is kept by the same growth rule
+	 * as a fitted temperature, so a nearly perfect model does not pay the
+	 * second fit at every training.
 	 */
 	*held_out = true;
-	*calibrated_rows = calibration->fitted ? (int32) set->n_items : 0;
+	*calibrated_rows = (int32) set->n_items;
 	return calibration->temperature;
 }
 
@@ -636,6 +675,8 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	{
 		uint64		denominator = calibration.gold_spans + calibration.predicted_spans;
 
+		appendStringInfo(&metrics, ", \"temperature_fitted\": %s",
+						 calibration.fitted ? "true" : "false");
 		hl_json_number(&metrics, "heldout_sentences", calibration.sentences);
 		hl_json_number(&metrics, "heldout_span_f1",
 					   denominator > 0 ? 2.0 * calibration.correct_spans / denominator : NAN);

@@ -95,7 +95,7 @@ from 0.071 to 0.023 with 1,000 sentences, from 0.033 to 0.020 with 4,500
 and from 0.017 to 0.009 with all 13,084, and the Brier score fell a
 little ([span-calibration.md](span-calibration.md)).  The second fit
 makes hl_train take 1.7 to 2 times as long, so a version keeps the
-current temperature until the labelled sentences have grown by a
+current temperature until the labelled sentences have grown by more than a
 quarter.  Started from the first fit, the full fit ends at slightly
 different weights: test F1 moved by -0.0014 to +0.0033 at the five sizes
 measured.
