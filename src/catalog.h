@@ -70,9 +70,9 @@ extern bool hl_catalog_prior_choice(int32 model_id, int32 version,
 
 /*
  * Read the temperature of full version version of a span model, the
- * labelled rows it was fitted on and the prior precision of that version.
- * False when the version has none, or when its span labels differ from
- * labels (a text[]).
+ * labelled rows of the training that last held rows out to fit it, and the
+ * version's prior precision.  False when the version has none, or when its
+ * span labels differ from labels (a text[]).
  */
 extern bool hl_catalog_span_temperature(int32 model_id, int32 version, Datum labels,
 										int32 *calibrated_rows, double *temperature,
