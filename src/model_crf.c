@@ -55,14 +55,9 @@ hl_crf_transitions_alloc(HlCrfTransitions *transitions, uint32_t n_tags)
 void
 hl_crf_transitions_free(HlCrfTransitions *transitions)
 {
+	hl_crf_release(transitions);
 	hl_free(transitions->mean);
 	hl_free(transitions->precision);
-	hl_free(transitions->draws);
-	hl_free(transitions->dense_tag);
-	hl_free(transitions->pair_start);
-	hl_free(transitions->pair_tag);
-	hl_free(transitions->pair_mean);
-	hl_free(transitions->pair_variance);
 	memset(transitions, 0, sizeof(*transitions));
 }
 

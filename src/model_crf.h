@@ -95,7 +95,7 @@ extern int	hl_crf_fit(const HlCrfData *data, double lambda, uint32_t max_iterati
 					   HlCrfFitReport *report, char *errbuf, size_t errlen);
 
 /*
- * hl_crf_fit starting from the weights of from_emission and
+ * Fit as hl_crf_fit does, but start from the weights of from_emission and
  * from_transitions, a CRF with the same features and tags fitted on other
  * (for example fewer) sentences, instead of from zero.  Pairs that the
  * starting CRF never fitted start at zero.  Both NULL start from zero, and

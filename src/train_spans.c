@@ -505,8 +505,8 @@ hl_span_temperature(const HlModelDef *def, const HlTokenRows *set, uint32 dim, u
 	hl_token_rows_part_free(&heldout_part);
 
 	/*
-	 * Held-out spans too few, or all right, leave T at 1
-	 * (calibration->fitted false).  That 1 is kept by the same growth rule
+	 * When the held-out spans are too few or all right, T stays 1 and
+	 * calibration->fitted is false.  That 1 is kept by the same growth rule
 	 * as a fitted temperature, so a nearly perfect model does not pay the
 	 * second fit at every training.
 	 */

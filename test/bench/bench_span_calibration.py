@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hlbench  # noqa: E402
-from bench_spans import load_table, read_split  # noqa: E402
+from bench_spans import read_split, snips_database  # noqa: E402
 
 ECE_BINS = 15
 
@@ -85,12 +85,7 @@ def run(root, train, test, sizes, seed):
         revision = f.read().strip()
     rows = []
     with hlbench.throwaway_cluster(install_root=root) as dsn:
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("CREATE EXTENSION humanloop")
-        load_table(cur, "snips_train", train)
-        load_table(cur, "snips_test", test)
+        conn, cur = snips_database(dsn, train, test)
         for size in sizes:
             row = measure(cur, train, test, size, seed)
             print(f"{revision} {row['sentences']} sentences: ECE {row['ece']:.4f},"
@@ -175,6 +170,5 @@ def main():
 
 
 if __name__ == "__main__":
-    import psycopg2  # noqa: E402
     import psycopg2.extras  # noqa: E402,F401  (execute_values in load_table)
     main()

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hlbench  # noqa: E402
-from bench_spans import full_data, load_table, read_split, throughput  # noqa: E402
+from bench_spans import full_data, read_split, snips_database, throughput  # noqa: E402
 
 
 def main():
@@ -31,12 +31,7 @@ def main():
         with open(os.path.join(root, "REVISION")) as f:
             revision = f.read().strip()
         with hlbench.throwaway_cluster(install_root=root) as dsn:
-            conn = psycopg2.connect(dsn)
-            conn.autocommit = True
-            cur = conn.cursor()
-            cur.execute("CREATE EXTENSION humanloop")
-            load_table(cur, "snips_train", train)
-            load_table(cur, "snips_test", test)
+            conn, cur = snips_database(dsn, train, test)
             evaluation, seconds, _ = full_data(cur, "{}")
             rates = [throughput(cur, 3)[0] for _ in range(3)]
             conn.close()
@@ -45,6 +40,5 @@ def main():
 
 
 if __name__ == "__main__":
-    import psycopg2  # noqa: E402
     import psycopg2.extras  # noqa: E402,F401  (execute_values in load_table)
     main()

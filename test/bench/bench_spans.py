@@ -479,6 +479,20 @@ def load_table(cur, name, rows, with_labels=True):
         page_size=2000)
 
 
+def snips_database(dsn, train, test):
+    """Connect to dsn, create the extension and the snips_train and snips_test tables.
+
+    Returns the autocommit connection and a cursor on it.
+    """
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE EXTENSION humanloop")
+    load_table(cur, "snips_train", train)
+    load_table(cur, "snips_test", test)
+    return conn, cur
+
+
 def full_data(cur, model_options):
     """Train on all of train; return (F1 on test, train seconds, metrics)."""
     cur.execute("SELECT hl_create_model('snips', 'snips_train', text_column => 'text',"
@@ -949,12 +963,7 @@ def main():
         print(f"baseline F1 {baseline_f1:.4f}", flush=True)
 
     with hlbench.throwaway_cluster(install_root=args.root) as dsn:
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        cur = conn.cursor()
-        cur.execute("CREATE EXTENSION humanloop")
-        load_table(cur, "snips_train", train)
-        load_table(cur, "snips_test", test)
+        conn, cur = snips_database(dsn, train, test)
         evaluation, seconds, metrics = full_data(cur, args.model_options)
         print(f"full F1 {evaluation['f1']:.4f} in {seconds:.1f} s", flush=True)
         rate, n_rate = throughput(cur, 3)

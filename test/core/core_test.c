@@ -1515,7 +1515,7 @@ test_crf_learns_spans(void)
 	{
 		HlCrfData	fit = data;
 		HlCrfData	heldout = data;
-		HlCrfCalibration cal;
+		HlCrfCalibration calibration;
 		HlTagSpan	before[2];
 		int32_t		swapped_tag[N * 8];
 
@@ -1529,13 +1529,13 @@ test_crf_learns_spans(void)
 		CHECK(out.n_spans == 2);
 		memcpy(before, out.spans, sizeof(before));
 
-		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
-		CHECK(cal.sentences == N / 2);
-		CHECK(cal.gold_spans == N);
-		CHECK(cal.predicted_spans == N);
-		CHECK(cal.correct_spans == N);
-		CHECK(!cal.fitted);
-		CHECK(cal.temperature == 1.0);
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &calibration);
+		CHECK(calibration.sentences == N / 2);
+		CHECK(calibration.gold_spans == N);
+		CHECK(calibration.predicted_spans == N);
+		CHECK(calibration.correct_spans == N);
+		CHECK(!calibration.fitted);
+		CHECK(calibration.temperature == 1.0);
 		CHECK(transitions.draws == NULL);
 
 		/* B-0 and B-1 are tags 1 and 3, I-0 and I-1 tags 2 and 4. */
@@ -1544,13 +1544,13 @@ test_crf_learns_spans(void)
 			if (swapped_tag[i] != 0)
 				swapped_tag[i] = swapped_tag[i] <= 2 ? swapped_tag[i] + 2 : swapped_tag[i] - 2;
 		heldout.tag = swapped_tag;
-		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
-		CHECK(cal.correct_spans == N - 16);
-		CHECK(cal.fitted);
-		CHECK(cal.temperature > 1.0);
-		CHECK(cal.temperature <= 3.0);
-		CHECK(emission.temperature == (float) cal.temperature);
-		CHECK(cal.nll_after <= cal.nll_before);
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &calibration);
+		CHECK(calibration.correct_spans == N - 16);
+		CHECK(calibration.fitted);
+		CHECK(calibration.temperature > 1.0);
+		CHECK(calibration.temperature <= 3.0);
+		CHECK(emission.temperature == (float) calibration.temperature);
+		CHECK(calibration.nll_after <= calibration.nll_before);
 		CHECK(transitions.draws == NULL);
 
 		hl_crf_prepare(&emission, &transitions);
@@ -1591,8 +1591,8 @@ test_crf_learns_spans(void)
 
 		/* Below HL_CRF_MIN_CALIBRATION_SPANS decoded spans T stays 1. */
 		heldout.n_sentences = 4;
-		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &cal);
-		CHECK(cal.temperature == 1.0);
+		hl_crf_fit_temperature(&emission, &transitions, 2, &heldout, &calibration);
+		CHECK(calibration.temperature == 1.0);
 		CHECK(emission.temperature == 1.0f);
 		hl_crf_release(&transitions);
 	}
