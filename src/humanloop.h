@@ -99,6 +99,7 @@ typedef struct HlModel
 	const float *idf;
 	HlClassifier classifier;	/* span models: the CRF's emission weights */
 	HlCrfTransitions transitions;	/* span models only */
+	HlWordClasses word_classes; /* span models: empty when none were fitted */
 	uint32		n_labels;
 	char	  **labels;
 	HlAbstentionRule abstention;	/* of the current version, see hl_catalog_current_version */

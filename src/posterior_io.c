@@ -12,6 +12,9 @@
  *	trans	 span models only: (n_classes + 1) * n_classes floats of the CRF
  *			 transition means, then as many of their precision
  *	labels	 n_labels NUL-terminated UTF-8 names, padded with zeros to 4 bytes
+ *	classes	 span models with word classes (task code 4) only: uint32 n_words
+ *			 and uint32 levels, n_words uint64 word hashes in increasing order,
+ *			 then n_words * levels uint16 classes, padded with zeros to 4 bytes
  *
  * The payload (everything after the header) is protected by payload_crc.
  *
@@ -42,11 +45,12 @@
 /*
  * Task codes of the header.  Span posteriors of code 2 held a per-token
  * classifier without transitions; this build rejects them with a hint to
- * retrain.
+ * retrain.  Code 4 is a CRF (code 3) followed by word classes.
  */
 #define HL_FILE_CLASSIFICATION 1
 #define HL_FILE_SPANS_PER_TOKEN 2
 #define HL_FILE_SPANS_CRF 3
+#define HL_FILE_SPANS_CRF_CLASSES 4
 
 typedef struct HlPosteriorHeader
 {
@@ -91,7 +95,7 @@ hl_payload_float_bytes(uint32 file_task, uint32 dim, uint32 n_classes, uint64 *b
 	uint64		floats;
 	uint64		transition_floats = 0;
 
-	if (file_task == HL_FILE_SPANS_CRF)
+	if (file_task == HL_FILE_SPANS_CRF || file_task == HL_FILE_SPANS_CRF_CLASSES)
 		transition_floats = 2 * ((uint64) n_classes + 1) * n_classes;
 	if (pg_mul_u64_overflow((uint64) dim, (uint64) n_classes, &cells) ||
 		pg_mul_u64_overflow(cells, 2, &floats) ||
@@ -102,12 +106,21 @@ hl_payload_float_bytes(uint32 file_task, uint32 dim, uint32 n_classes, uint64 *b
 	return true;
 }
 
+/* Return the bytes of a word-class section of n_words words, padded to 4. */
+static uint64
+hl_word_classes_bytes(uint64 n_words)
+{
+	return TYPEALIGN(4, 2 * sizeof(uint32) + n_words * sizeof(uint64) +
+					 n_words * HL_WORD_CLASS_LEVELS * sizeof(uint16));
+}
+
 /* Serialise a full posterior of task code task; see hl_posterior_serialize. */
 static bytea *
 hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 							const float *idf, const HlClassifier *classifier,
 							const HlCrfTransitions *transitions,
-							char **labels, uint32 n_labels)
+							char **labels, uint32 n_labels,
+							const HlWordClasses *classes)
 {
 	HlPosteriorHeader header;
 	uint64		float_bytes;
@@ -118,25 +131,29 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 	char	   *p;
 	char	   *payload;
 
+	uint64		classes_bytes = 0;
+
 	for (uint32 i = 0; i < n_labels; i++)
 		labels_bytes += strlen(labels[i]) + 1;
 	labels_bytes = TYPEALIGN(4, labels_bytes);
+	if (task == HL_FILE_SPANS_CRF_CLASSES)
+		classes_bytes = hl_word_classes_bytes(classes->n_words);
 
 	if (!hl_payload_float_bytes(task, classifier->dim, classifier->n_classes, &float_bytes) ||
-		float_bytes + labels_bytes + sizeof(header) + VARHDRSZ > MaxAllocHugeSize)
+		float_bytes + labels_bytes + classes_bytes + sizeof(header) + VARHDRSZ > MaxAllocHugeSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model with %u features and %u classes is too large to store",
 						classifier->dim, classifier->n_classes),
 				 errhint("Lower the model option \"hash_bits\".")));
-	if (float_bytes + labels_bytes + sizeof(header) + VARHDRSZ > MaxAllocSize)
+	if (float_bytes + labels_bytes + classes_bytes + sizeof(header) + VARHDRSZ > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model with %u features and %u classes does not fit in a bytea of 1GB",
 						classifier->dim, classifier->n_classes),
 				 errhint("Lower the model option \"hash_bits\".")));
 
-	total = VARHDRSZ + sizeof(header) + float_bytes + labels_bytes;
+	total = VARHDRSZ + sizeof(header) + float_bytes + labels_bytes + classes_bytes;
 	blob = (bytea *) palloc0(total);
 	SET_VARSIZE(blob, total);
 
@@ -151,7 +168,7 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 	p += sizeof(float) * classifier->n_classes;
 	memcpy(p, classifier->bias_precision, sizeof(float) * classifier->n_classes);
 	p += sizeof(float) * classifier->n_classes;
-	if (task == HL_FILE_SPANS_CRF)
+	if (task == HL_FILE_SPANS_CRF || task == HL_FILE_SPANS_CRF_CLASSES)
 	{
 		size_t		transition_bytes = sizeof(float) * (classifier->n_classes + 1) * classifier->n_classes;
 
@@ -167,6 +184,19 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 		memcpy(p, labels[i], len);
 		p += len;
 	}
+	if (task == HL_FILE_SPANS_CRF_CLASSES)
+	{
+		uint32		levels = HL_WORD_CLASS_LEVELS;
+
+		/* The labels' zero padding ends on a 4-byte boundary. */
+		p = payload + float_bytes + labels_bytes;
+		memcpy(p, &classes->n_words, sizeof(uint32));
+		memcpy(p + sizeof(uint32), &levels, sizeof(uint32));
+		p += 2 * sizeof(uint32);
+		memcpy(p, classes->word, sizeof(uint64) * classes->n_words);
+		p += sizeof(uint64) * classes->n_words;
+		memcpy(p, classes->word_class, sizeof(uint16) * classes->n_words * levels);
+	}
 
 	memset(&header, 0, sizeof(header));
 	header.magic = HL_POSTERIOR_MAGIC;
@@ -181,7 +211,7 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 	header.variance_scale = classifier->variance_scale;
 	header.covariance_precision = classifier->covariance_precision;
 	header.labels_bytes = (uint32) labels_bytes;
-	header.payload_bytes = float_bytes + labels_bytes;
+	header.payload_bytes = float_bytes + labels_bytes + classes_bytes;
 	header.payload_crc = hl_crc32c(payload, header.payload_bytes);
 	header.header_crc = hl_crc32c(&header, offsetof(HlPosteriorHeader, header_crc));
 	memcpy(VARDATA(blob), &header, sizeof(header));
@@ -194,18 +224,21 @@ hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
 					   const HlClassifier *classifier, char **labels, uint32 n_labels)
 {
 	return hl_posterior_serialize_task(HL_FILE_CLASSIFICATION, features, idf,
-									   classifier, NULL, labels, n_labels);
+									   classifier, NULL, labels, n_labels, NULL);
 }
 
 bytea *
 hl_posterior_serialize_spans(const HlFeatureConfig *features, const float *idf,
 							 const HlClassifier *classifier,
 							 const HlCrfTransitions *transitions,
-							 char **labels, uint32 n_labels)
+							 char **labels, uint32 n_labels,
+							 const HlWordClasses *classes)
 {
 	Assert(transitions->n_tags == classifier->n_classes);
-	return hl_posterior_serialize_task(HL_FILE_SPANS_CRF, features, idf,
-									   classifier, transitions, labels, n_labels);
+	return hl_posterior_serialize_task(classes != NULL && classes->n_words > 0 ?
+									   HL_FILE_SPANS_CRF_CLASSES : HL_FILE_SPANS_CRF,
+									   features, idf, classifier, transitions,
+									   labels, n_labels, classes);
 }
 
 /* Raise the error for a damaged posterior. */
@@ -219,6 +252,40 @@ hl_posterior_damaged(const char *what, const char *detail)
 			 errhint("Train a new version with hl_train.")));
 }
 
+/*
+ * Copy the word-class section at section into model->word_classes, checking
+ * its level count, the order of its words and the range of its classes.
+ * The payload is only 4-byte aligned, so the word hashes are copied, not
+ * pointed at.  Its size was checked with the payload's.
+ */
+static void
+hl_word_classes_read(const char *section, HlModel *model, const char *what)
+{
+	HlWordClasses *classes = &model->word_classes;
+	uint32		levels;
+
+	memcpy(&classes->n_words, section, sizeof(uint32));
+	memcpy(&levels, section + sizeof(uint32), sizeof(uint32));
+	if (levels != HL_WORD_CLASS_LEVELS)
+		hl_posterior_damaged(what, psprintf("Its word classes have %u levels, not %d.",
+											levels, HL_WORD_CLASS_LEVELS));
+	section += 2 * sizeof(uint32);
+	classes->word = palloc(sizeof(uint64) * Max(classes->n_words, 1));
+	classes->word_class = palloc(sizeof(uint16) * Max(classes->n_words, 1) * levels);
+	memcpy(classes->word, section, sizeof(uint64) * classes->n_words);
+	memcpy(classes->word_class, section + sizeof(uint64) * classes->n_words,
+		   sizeof(uint16) * classes->n_words * levels);
+
+	for (uint32 w = 0; w < classes->n_words; w++)
+	{
+		if (w > 0 && classes->word[w] <= classes->word[w - 1])
+			hl_posterior_damaged(what, "Its word classes are not in word order.");
+		for (uint32 level = 0; level < levels; level++)
+			if (classes->word_class[(uint64) w * levels + level] >= hl_word_class_counts[level])
+				hl_posterior_damaged(what, "A word class is out of range.");
+	}
+}
+
 void
 hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 {
@@ -230,6 +297,8 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	const char *labels;
 	const char *labels_end;
 	const char *message;
+	bool		spans;
+	uint64		classes_bytes = 0;
 
 	if (VARATT_IS_EXTENDED(blob))
 		elog(ERROR, "posterior must be detoasted before it is read");
@@ -257,8 +326,10 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 				 errmsg("posterior of %s is a per-token span model, which this build of humanloop no longer reads", what),
 				 errdetail("Span models are now linear-chain CRFs."),
 				 errhint("Train a new version with hl_train.")));
-	if (header.task != HL_FILE_CLASSIFICATION && header.task != HL_FILE_SPANS_CRF)
+	if (header.task != HL_FILE_CLASSIFICATION && header.task != HL_FILE_SPANS_CRF &&
+		header.task != HL_FILE_SPANS_CRF_CLASSES)
 		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
+	spans = header.task != HL_FILE_CLASSIFICATION;
 
 	/* Sizes, each checked against the others and against the bytea. */
 	message = hl_feature_config_check(&header.features);
@@ -275,14 +346,30 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 											header.n_classes, header.n_labels));
 
 	/* A span model has a class per BIO tag, and a phantom one without labels. */
-	if (header.task == HL_FILE_SPANS_CRF &&
+	if (spans &&
 		(header.n_labels > HL_SPAN_MAX_LABELS ||
 		 header.n_classes != Max(2, hl_tag_count(header.n_labels))))
 		hl_posterior_damaged(what, psprintf("It has %u tag classes for %u span labels.",
 											header.n_classes, header.n_labels));
 	if (!hl_payload_float_bytes(header.task, header.dim, header.n_classes, &float_bytes) ||
-		header.labels_bytes % 4 != 0 ||
-		header.payload_bytes != float_bytes + header.labels_bytes ||
+		header.labels_bytes % 4 != 0)
+		hl_posterior_damaged(what, psprintf("Its sizes do not add up: %llu bytes in all, %llu of payload.",
+											(unsigned long long) size,
+											(unsigned long long) header.payload_bytes));
+
+	/* The word-class section's size follows from its word count. */
+	if (header.task == HL_FILE_SPANS_CRF_CLASSES)
+	{
+		uint64		offset = sizeof(header) + float_bytes + header.labels_bytes;
+		uint32		n_words = 0;
+
+		if (offset + sizeof(uint32) <= size)
+			memcpy(&n_words, VARDATA_ANY(blob) + offset, sizeof(uint32));
+		if (offset + sizeof(uint32) > size || n_words > HL_WORD_CLASS_MAX_WORDS)
+			hl_posterior_damaged(what, "Its word classes have no valid word count.");
+		classes_bytes = hl_word_classes_bytes(n_words);
+	}
+	if (header.payload_bytes != float_bytes + header.labels_bytes + classes_bytes ||
 		size != sizeof(header) + header.payload_bytes)
 		hl_posterior_damaged(what, psprintf("Its sizes do not add up: %llu bytes in all, %llu of payload.",
 											(unsigned long long) size,
@@ -296,7 +383,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 
 	/* Payload: point into the bytea. */
 	cells = (uint64) header.dim * header.n_classes;
-	model->task = header.task == HL_FILE_SPANS_CRF ? HL_TASK_SPANS : HL_TASK_CLASSIFICATION;
+	model->task = spans ? HL_TASK_SPANS : HL_TASK_CLASSIFICATION;
 	model->features = header.features;
 	model->idf = (const float *) payload;
 	model->classifier.dim = header.dim;
@@ -310,7 +397,8 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	model->classifier.variance_scale = header.variance_scale;
 	model->classifier.covariance_precision = header.covariance_precision;
 	memset(&model->transitions, 0, sizeof(model->transitions));
-	if (header.task == HL_FILE_SPANS_CRF)
+	memset(&model->word_classes, 0, sizeof(model->word_classes));
+	if (spans)
 	{
 		model->transitions.n_tags = header.n_classes;
 		model->transitions.mean = model->classifier.bias_precision + header.n_classes;
@@ -334,6 +422,8 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	}
 	if (!(isfinite(header.temperature) && header.temperature > 0))
 		hl_posterior_damaged(what, "Its temperature is not a positive number.");
+	if (header.task == HL_FILE_SPANS_CRF_CLASSES)
+		hl_word_classes_read(payload + float_bytes + header.labels_bytes, model, what);
 }
 
 #define HL_PATCH_MAGIC 0x54504c48		/* "HLPT" read as little-endian */

@@ -19,13 +19,15 @@ extern bytea *hl_posterior_serialize(const HlFeatureConfig *features,
 /*
  * Serialise a span model: the featuriser settings (only hash_bits is used),
  * an idf vector (unused, kept for the common layout), the CRF's emission
- * weights over BIO tags and its transitions, and the span label names.
+ * weights over BIO tags and its transitions, the span label names, and the
+ * word classes of its features (NULL or empty for none).
  */
 extern bytea *hl_posterior_serialize_spans(const HlFeatureConfig *features,
 										   const float *idf,
 										   const HlClassifier *classifier,
 										   const HlCrfTransitions *transitions,
-										   char **labels, uint32 n_labels);
+										   char **labels, uint32 n_labels,
+										   const HlWordClasses *classes);
 
 /*
  * Validate a detoasted posterior and point model's fields into it; the

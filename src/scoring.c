@@ -54,7 +54,8 @@ hl_model_tag(HlModel *model, const char *text, size_t len)
 {
 	MemoryContext old = MemoryContextSwitchTo(model->context);
 
-	hl_span_featurize(text, len, model->features.hash_bits, &model->sentence);
+	hl_span_featurize(text, len, model->features.hash_bits, &model->word_classes,
+					  &model->sentence);
 	hl_crf_predict(&model->classifier, &model->transitions, model->n_labels,
 				   &model->sentence, &model->tagged);
 	MemoryContextSwitchTo(old);

@@ -36,10 +36,15 @@ enum
 	T_PREV_SHAPE,
 	T_NEXT_SHAPE,
 	T_FIRST,
-	T_LAST
+	T_LAST,
+	T_CLASS0,
+	T_CLASS1,
+	T_CLASS2,
+	T_PREV_CLASS,
+	T_NEXT_CLASS
 };
 
-#define MAX_FEATURES_PER_TOKEN 24
+#define MAX_FEATURES_PER_TOKEN 32
 #define MAX_SHAPE_BYTES 8
 #define HASH_BEFORE_START UINT64_C(0x5354415254000001)
 #define HASH_AFTER_END UINT64_C(0x454e440000000002)
@@ -187,10 +192,40 @@ sort_buckets(uint32_t *b, int n)
 	}
 }
 
+/* Return the word classes of a word hash, NULL for a word without them. */
+static const uint16_t *
+classes_of(const HlWordClasses *classes, uint64_t word_hash)
+{
+	return hl_word_classes_lookup(classes, word_hash != 0 ? word_hash : 1);
+}
+
+/*
+ * Append the buckets of the word-class features of token t to b (m used)
+ * and return the new count: the token's classes at every granularity and
+ * its neighbours' at the middle one.
+ */
+static int
+add_class_features(const HlWordClasses *classes, const uint64_t *word_hash,
+				   uint32_t n, uint32_t t, uint8_t hash_bits, uint32_t *b, int m)
+{
+	const uint16_t *own = classes_of(classes, word_hash[t]);
+	const uint16_t *prev = t > 0 ? classes_of(classes, word_hash[t - 1]) : NULL;
+	const uint16_t *next = t + 1 < n ? classes_of(classes, word_hash[t + 1]) : NULL;
+
+	if (own != NULL)
+		for (int level = 0; level < HL_WORD_CLASS_LEVELS; level++)
+			b[m++] = bucket(T_CLASS0 + level, (uint64_t) own[level] + 1, 0, hash_bits);
+	if (prev != NULL)
+		b[m++] = bucket(T_PREV_CLASS, (uint64_t) prev[1] + 1, 0, hash_bits);
+	if (next != NULL)
+		b[m++] = bucket(T_NEXT_CLASS, (uint64_t) next[1] + 1, 0, hash_bits);
+	return m;
+}
+
 /* Tokenise and featurise one sentence; see span_features.h. */
 void
 hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
-				  HlSentenceFeatures *out)
+				  const HlWordClasses *classes, HlSentenceFeatures *out)
 {
 	uint32_t	n;
 	uint64_t   *word_hash;
@@ -233,7 +268,7 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 		char		shape[MAX_SHAPE_BYTES];
 		size_t		shape_len = word_shape(raw, raw_len, shape);
 
-		word_hash[t] = hash_bytes(1, out->lower, lower_len);
+		word_hash[t] = hl_span_word_hash(out->lower, lower_len);
 		shape_hash[t] = hash_bytes(2, shape, shape_len);
 		for (int k = 0; k < 3; k++)
 		{
@@ -279,6 +314,8 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 			b[m++] = bucket(T_FIRST, 0, 0, hash_bits);
 		if (t + 1 == n)
 			b[m++] = bucket(T_LAST, 0, 0, hash_bits);
+		if (classes != NULL)
+			m = add_class_features(classes, word_hash, n, t, hash_bits, b, m);
 
 		/* Colliding templates add up in one bucket, as hashed counts do. */
 		sort_buckets(b, m);
@@ -307,6 +344,12 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 	hl_free(shape_hash);
 	hl_free(prefix_hash);
 	hl_free(suffix_hash);
+}
+
+uint64_t
+hl_span_word_hash(const char *lower, size_t len)
+{
+	return hash_bytes(1, lower, len);
 }
 
 void

@@ -16,6 +16,7 @@
 
 #include "features.h"
 #include "tokenize.h"
+#include "word_classes.h"
 
 /* A tokenised sentence and the feature rows of its tokens. */
 typedef struct HlSentenceFeatures
@@ -38,9 +39,14 @@ extern void hl_sentence_features_free(HlSentenceFeatures *features);
 /*
  * Tokenise the UTF-8 text (len bytes) with hl_tokenize_with_punctuation and
  * hash the window features of every token into out, which grows as needed.
+ * With classes (may be NULL) a token also gets features of its word classes
+ * and its neighbours'.
  */
 extern void hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
-							  HlSentenceFeatures *out);
+							  const HlWordClasses *classes, HlSentenceFeatures *out);
+
+/* Return the hash of a lower-cased word, as its word feature uses it. */
+extern uint64_t hl_span_word_hash(const char *lower, size_t len);
 
 /* Point row at the features of token t; the row is valid until out changes. */
 extern void hl_sentence_row(const HlSentenceFeatures *features, uint32_t t,

@@ -9,8 +9,10 @@
  * training sentence of the CRF with the window features of its tokens.  A
  * row with several annotations (from a labels relation) contributes each,
  * weighted by 1 / their number.
- * Unlabelled rows are not read for features: token features use no
- * document frequencies.
+ * Unlabelled rows count through word classes (word_classes.h): a first
+ * pass reads the text of every row, labelled or not, and groups the words
+ * by the contexts they occur in, and a token's features include its
+ * word's classes.
  *
  * The temperature of the span probabilities is fitted on every fifth
  * labelled row, held out from a second fit of the CRF on the others
@@ -66,6 +68,9 @@
 #define HL_SPANS_HELDOUT_EVERY 5
 #define HL_SPANS_MIN_CALIBRATION_ROWS 50
 #define HL_SPANS_RECALIBRATE_GROWTH 1.25
+
+/* Word classes are the same for the same text, whatever the order of rows. */
+#define HL_SPANS_WORD_CLASS_SEED 42
 
 /* Token rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTokenRows
@@ -175,6 +180,7 @@ hl_token_rows_append(HlTokenRows *set, const HlSentenceFeatures *features,
  */
 static void
 hl_token_rows_add_item(HlTokenRows *set, const HlModelDef *def, HlSpanLabelMap *labels,
+					   const HlWordClasses *classes,
 					   HlSentenceFeatures *features, const char *id,
 					   const char *body, size_t len, ArrayType *array,
 					   MemoryContext row_context)
@@ -194,7 +200,8 @@ hl_token_rows_add_item(HlTokenRows *set, const HlModelDef *def, HlSpanLabelMap *
 	if (n_given == 0)
 		return;
 
-	hl_span_featurize(body != NULL ? body : "", len, def->features.hash_bits, features);
+	hl_span_featurize(body != NULL ? body : "", len, def->features.hash_bits, classes,
+					  features);
 	tags = MemoryContextAlloc(row_context, sizeof(int32) * Max(features->n_tokens, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -218,9 +225,67 @@ hl_token_rows_add_item(HlTokenRows *set, const HlModelDef *def, HlSpanLabelMap *
 	set->n_items++;
 }
 
+/*
+ * Fit the word classes of the text of every row of the model's relation
+ * into classes.  A pool with too few repeated words gets none, and its
+ * tokens only the other features.
+ */
+static void
+hl_span_word_classes_read(const HlModelDef *def, HlWordClasses *classes)
+{
+	MemoryContext train_context = CurrentMemoryContext;
+	HlWordClassBuilder builder;
+	Portal		portal;
+	char		errbuf[256];
+
+	hl_word_class_builder_init(&builder);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, hl_source_training_query(def), 0, NULL, NULL,
+									   NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, HL_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		doc = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2,
+											&isnull);
+			text	   *t;
+
+			CHECK_FOR_INTERRUPTS();
+			if (isnull)
+				continue;
+			t = DatumGetTextPP(doc);
+			/* The builder's tokens outlive SPI's memory, so they grow in the caller's. */
+			if (VARSIZE_ANY_EXHDR(t) <= (size_t) hl_max_text_bytes)
+			{
+				MemoryContext spi_context = MemoryContextSwitchTo(train_context);
+
+				hl_word_class_builder_add(&builder, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				MemoryContextSwitchTo(spi_context);
+			}
+			if ((Pointer) t != DatumGetPointer(doc))
+				pfree(t);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+
+	if (hl_word_classes_fit(&builder, HL_SPANS_WORD_CLASS_SEED, classes, errbuf,
+							sizeof(errbuf)) != 0)
+		ereport(DEBUG1,
+				(errmsg_internal("model \"%s\" has no word classes: %s", def->name, errbuf)));
+	hl_word_class_builder_free(&builder);
+}
+
 /* Read every row of the model's relation and keep the labelled rows' tokens. */
 static void
-hl_token_rows_read(const HlModelDef *def, HlTokenRows *set, HlSpanLabelMap *labels)
+hl_token_rows_read(const HlModelDef *def, const HlWordClasses *classes, HlTokenRows *set,
+				   HlSpanLabelMap *labels)
 {
 	MemoryContext train_context = CurrentMemoryContext;
 	MemoryContext row_context;
@@ -285,8 +350,8 @@ hl_token_rows_read(const HlModelDef *def, HlTokenRows *set, HlSpanLabelMap *labe
 				ArrayType  *array = DatumGetArrayTypeP(item_labels);
 
 				MemoryContextSwitchTo(train_context);
-				hl_token_rows_add_item(set, def, labels, &features, id, body, len, array,
-									   row_context);
+				hl_token_rows_add_item(set, def, labels, classes, &features, id, body, len,
+									   array, row_context);
 			}
 
 			MemoryContextSwitchTo(spi_context);
@@ -533,6 +598,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	MemoryContext train_context;
 	HlTokenRows set;
 	HlSpanLabelMap labels;
+	HlWordClasses word_classes;
 	HlCrfData	data;
 	HlClassifier classifier;
 	HlCrfTransitions transitions;
@@ -565,7 +631,8 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 
 	memset(&set, 0, sizeof(set));
 	hl_span_label_map_init(&labels);
-	hl_token_rows_read(def, &set, &labels);
+	hl_span_word_classes_read(def, &word_classes);
+	hl_token_rows_read(def, &word_classes, &set, &labels);
 
 	if (set.n_items == 0)
 		ereport(ERROR,
@@ -650,7 +717,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	for (uint32 j = 0; j < dim; j++)
 		idf[j] = 1.0f;
 	posterior = hl_posterior_serialize_spans(&def->features, idf, &classifier, &transitions,
-											 names, labels.n);
+											 names, labels.n, &word_classes);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
@@ -664,6 +731,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "spans_without_tokens", (double) set.n_missed);
 	hl_json_number(&metrics, "span_labels", labels.n);
 	hl_json_number(&metrics, "training_tokens", set.n_rows);
+	hl_json_number(&metrics, "word_class_words", word_classes.n_words);
 	hl_json_number(&metrics, "train_token_accuracy", report.train_token_accuracy);
 	hl_json_number(&metrics, "train_nll", report.train_nll);
 	hl_json_number(&metrics, "prior_precision", prior_precision);

@@ -51,6 +51,9 @@ typedef struct Split
 static char *label_names[MAX_LABELS];
 static int	n_label_names = 0;
 
+/* Word classes from the whole train split, when HL_WORD_CLASSES=1. */
+static HlWordClasses *word_classes = NULL;
+
 static double
 now(void)
 {
@@ -249,7 +252,7 @@ evaluate(const HlClassifier *emission, const HlCrfTransitions *transitions,
 	hl_tagger_output_init(&out);
 	for (size_t i = 0; i < split->n; i++)
 	{
-		hl_span_featurize(split->text[i], strlen(split->text[i]), hash_bits, &features);
+		hl_span_featurize(split->text[i], strlen(split->text[i]), hash_bits, word_classes, &features);
 		hl_crf_predict(emission, transitions, (uint32_t) n_label_names, &features, &out);
 		gold += split->n_spans[i];
 		predicted += out.n_spans;
@@ -348,6 +351,25 @@ main(int argc, char **argv)
 	read_split(dir, "train", 1, &train);
 	read_split(dir, "valid", 0, &valid);
 	read_split(dir, "test", 0, &test);
+	if (getenv("HL_WORD_CLASSES") != NULL && strcmp(getenv("HL_WORD_CLASSES"), "1") == 0)
+	{
+		static HlWordClasses classes;
+		HlWordClassBuilder builder;
+		double		tc = now();
+
+		/* The pool is the whole train split, labelled or not. */
+		hl_word_class_builder_init(&builder);
+		for (size_t i = 0; i < train.n; i++)
+			hl_word_class_builder_add(&builder, train.text[i], strlen(train.text[i]));
+		if (hl_word_classes_fit(&builder, 42, &classes, errbuf, sizeof(errbuf)) != 0)
+		{
+			fprintf(stderr, "word classes failed: %s\n", errbuf);
+			return 1;
+		}
+		word_classes = &classes;
+		printf("word classes: %u words in %.2f s\n", classes.n_words, now() - tc);
+		hl_word_class_builder_free(&builder);
+	}
 	if (max_train > 0 && max_train < train.n)
 		train.n = max_train;
 
@@ -396,7 +418,7 @@ main(int argc, char **argv)
 	{
 		uint32_t	n;
 
-		hl_span_featurize(train.text[i], strlen(train.text[i]), hash_bits, &features);
+		hl_span_featurize(train.text[i], strlen(train.text[i]), hash_bits, word_classes, &features);
 		n = features.n_tokens;
 		sentence_start[i] = (uint32_t) n_tokens;
 		if (n_tokens + n > cap_tokens || nnz + features.row_start[n] > cap_nnz)

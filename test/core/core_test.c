@@ -895,7 +895,7 @@ test_span_features_rows(void)
 	int			increasing = 1;
 
 	hl_sentence_features_init(&f);
-	hl_span_featurize(text, strlen(text), 12, &f);
+	hl_span_featurize(text, strlen(text), 12, NULL, &f);
 	CHECK(f.n_tokens == 3);
 	for (uint32_t t = 0; t < f.n_tokens; t++)
 	{
@@ -1457,7 +1457,7 @@ test_crf_learns_spans(void)
 		spans[0] = (HlCharSpan) {5, 5 + (uint32_t) strlen(name), 0};
 		spans[1] = (HlCharSpan) {9 + (uint32_t) strlen(name),
 			9 + (uint32_t) (strlen(name) + strlen(place)), 1};
-		hl_span_featurize(texts[i], strlen(texts[i]), 12, &f);
+		hl_span_featurize(texts[i], strlen(texts[i]), 12, NULL, &f);
 		sentence_start[i] = rows;
 		hl_tags_from_spans(f.tokens, f.n_tokens, spans, 2, tag + rows);
 		for (uint32_t t = 0; t < f.n_tokens; t++)
@@ -1482,7 +1482,7 @@ test_crf_learns_spans(void)
 	hl_crf_prepare(&emission, &transitions);
 
 	hl_tagger_output_init(&out);
-	hl_span_featurize(probe, strlen(probe), 12, &f);
+	hl_span_featurize(probe, strlen(probe), 12, NULL, &f);
 	hl_crf_predict(&emission, &transitions, 2, &f, &out);
 	CHECK(out.n_spans == 2);
 	if (out.n_spans == 2)
