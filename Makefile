@@ -18,7 +18,7 @@ OBJS = $(CORE_OBJS) \
 DATA = humanloop--$(EXTVERSION).sql
 PGFILEDESC = "humanloop - active learning for text"
 
-REGRESS = create_model train predict next_batch errors evaluate spans label_queue
+REGRESS = create_model train predict next_batch errors evaluate spans span_word_classes label_queue
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config

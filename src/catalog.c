@@ -23,7 +23,7 @@
 #include "catalog.h"
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, allow_overlap (span models)"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, allow_overlap and word_classes (span models)"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -160,6 +160,24 @@ hl_option_int(const char *key, JsonbValue *value, int min, int max)
 	return (int) number;
 }
 
+/* Return the boolean value of span model option key, rejecting it for classifiers. */
+static bool
+hl_option_span_bool(const char *key, const JsonbValue *value, bool spans)
+{
+	if (!spans)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model option \"%s\" applies only to span models", key),
+				 errhint("Create the model with task => 'spans', or leave the option out.")));
+	if (value->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model option \"%s\" is %s, but must be true or false",
+						key, hl_json_value_text(value)),
+				 errhint("Write true or false without quotes.")));
+	return value->val.boolean;
+}
+
 void
 hl_options_parse(Jsonb *options, HlModelDef *def)
 {
@@ -176,6 +194,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	def->abstention.folds = HL_DEFAULT_FOLDS;
 	def->prior_precision = 0.0;
 	def->allow_overlap = false;
+	def->word_classes = true;
 	if (spans)
 		def->features.hash_bits = HL_SPANS_DEFAULT_HASH_BITS;
 
@@ -233,20 +252,9 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 		else if (strcmp(key, "abstention") == 0)
 			hl_abstention_target_parse(&value, &def->abstention);
 		else if (strcmp(key, "allow_overlap") == 0)
-		{
-			if (!spans)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"allow_overlap\" applies only to span models"),
-						 errhint("Create the model with task => 'spans', or leave the option out.")));
-			if (value.type != jbvBool)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"allow_overlap\" is %s, but must be true or false",
-								hl_json_value_text(&value)),
-						 errhint("Write true or false without quotes.")));
-			def->allow_overlap = value.val.boolean;
-		}
+			def->allow_overlap = hl_option_span_bool(key, &value, spans);
+		else if (strcmp(key, "word_classes") == 0)
+			def->word_classes = hl_option_span_bool(key, &value, spans);
 		else if (strcmp(key, "prior_precision") == 0)
 		{
 			double		lambda = hl_option_number(key, &value);

@@ -77,6 +77,7 @@ typedef struct HlModelDef
 	HlAbstentionTarget abstention;
 	double		prior_precision;	/* <= 0: chosen from the data */
 	bool		allow_overlap;	/* spans: accept overlapping spans in one label */
+	bool		word_classes;	/* spans: learn word classes from the pool's text */
 } HlModelDef;
 
 /*

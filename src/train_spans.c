@@ -631,7 +631,9 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 
 	memset(&set, 0, sizeof(set));
 	hl_span_label_map_init(&labels);
-	hl_span_word_classes_read(def, &word_classes);
+	memset(&word_classes, 0, sizeof(word_classes));
+	if (def->word_classes)
+		hl_span_word_classes_read(def, &word_classes);
 	hl_token_rows_read(def, &word_classes, &set, &labels);
 
 	if (set.n_items == 0)

@@ -54,7 +54,7 @@ hl_word_class_builder_free(HlWordClassBuilder *builder)
 	memset(builder, 0, sizeof(*builder));
 }
 
-/* Make room for extra more hashes, up to the token cap. */
+/* Grow the hash array to hold extra more hashes. */
 static void
 reserve_hashes(HlWordClassBuilder *builder, size_t extra)
 {
@@ -269,7 +269,7 @@ context_vectors(const HlWordClassBuilder *builder, const uint64_t *words, uint32
 		if (row_start[w + 1] < row_start[w])
 			row_start[w + 1] = row_start[w];
 
-	/* Rare contexts say more about a word than "the" or the sentence start. */
+	/* Rare contexts tell more about a word than "the" or the sentence start. */
 	for (uint32_t w = 0; w < n_words; w++)
 	{
 		double		norm = 0.0;
@@ -300,8 +300,8 @@ next_uniform(uint64_t *state)
 }
 
 /*
- * Spherical k-means of the n unit rows of x (d columns) into k clusters,
- * k-means++ seeding, writing each row's cluster to assign.
+ * Cluster the n unit rows of x (d columns) into k clusters by spherical
+ * k-means with k-means++ seeding, and write each row's cluster to assign.
  */
 static void
 spherical_kmeans(const float *x, uint32_t n, uint32_t d, uint32_t k, uint64_t seed,
@@ -314,7 +314,7 @@ spherical_kmeans(const float *x, uint32_t n, uint32_t d, uint32_t k, uint64_t se
 	uint32_t   *size = hl_alloc_array(k, sizeof(uint32_t));
 	uint64_t	state = seed;
 
-	/* k-means++: each next centre drawn with probability of its distance. */
+	/* k-means++: draw each next centre with probability proportional to its squared distance. */
 	memcpy(centre, x + (size_t) (next_uniform(&state) * n) * d, d * sizeof(float));
 	for (uint32_t i = 0; i < n; i++)
 		nearest[i] = 2.0;
@@ -377,7 +377,7 @@ spherical_kmeans(const float *x, uint32_t n, uint32_t d, uint32_t k, uint64_t se
 			}
 		}
 
-		/* New centres are the normalised means; an empty one keeps its place. */
+		/* New centres are the normalised means, and an empty cluster keeps its centre. */
 		for (uint32_t c = 0; c < k; c++)
 		{
 			double		norm = 0.0;

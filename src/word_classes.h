@@ -22,7 +22,11 @@ extern const uint16_t hl_word_class_counts[HL_WORD_CLASS_LEVELS];
 /* Words kept at most, the most frequent first. */
 #define HL_WORD_CLASS_MAX_WORDS 50000
 
-/* Pool tokens read at most; later text is ignored. */
+/*
+ * Pool tokens read at most.  Text after them is ignored.
+ * NOTE: the rows come in scan order, so on a pool larger than this the
+ * classes depend on which rows come first.
+ */
 #define HL_WORD_CLASS_MAX_TOKENS 4000000
 
 /* Word hashes (sorted) and their classes, level by level for each word. */
