@@ -192,25 +192,19 @@ sort_buckets(uint32_t *b, int n)
 	}
 }
 
-/* Return the word classes of a word hash, NULL for a word without them. */
-static const uint16_t *
-classes_of(const HlWordClasses *classes, uint64_t word_hash)
-{
-	return hl_word_classes_lookup(classes, word_hash != 0 ? word_hash : 1);
-}
-
 /*
  * Append the buckets of the word-class features of token t to b (m used)
  * and return the new count: the token's classes at every granularity and
- * its neighbours' at the middle one.
+ * its neighbours' at the middle one.  token_class[i] holds the classes of
+ * token i, NULL for a word without them.
  */
 static int
-add_class_features(const HlWordClasses *classes, const uint64_t *word_hash,
-				   uint32_t n, uint32_t t, uint8_t hash_bits, uint32_t *b, int m)
+add_class_features(const uint16_t *const *token_class, uint32_t n, uint32_t t,
+				   uint8_t hash_bits, uint32_t *b, int m)
 {
-	const uint16_t *own = classes_of(classes, word_hash[t]);
-	const uint16_t *prev = t > 0 ? classes_of(classes, word_hash[t - 1]) : NULL;
-	const uint16_t *next = t + 1 < n ? classes_of(classes, word_hash[t + 1]) : NULL;
+	const uint16_t *own = token_class[t];
+	const uint16_t *prev = t > 0 ? token_class[t - 1] : NULL;
+	const uint16_t *next = t + 1 < n ? token_class[t + 1] : NULL;
 
 	if (own != NULL)
 		for (int level = 0; level < HL_WORD_CLASS_LEVELS; level++)
@@ -232,6 +226,7 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 	uint64_t   *shape_hash;
 	uint64_t   *prefix_hash;
 	uint64_t   *suffix_hash;
+	const uint16_t **token_class = NULL;
 
 	/* Tokens first, because their count sets how much room the rows need. */
 	reserve_tokens(out, 16);
@@ -280,6 +275,14 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 		}
 	}
 
+	/* Word classes, looked up once per token (the builder stores hash 0 as 1). */
+	if (classes != NULL && classes->n_words > 0)
+	{
+		token_class = hl_alloc_array(n, sizeof(const uint16_t *));
+		for (uint32_t t = 0; t < n; t++)
+			token_class[t] = hl_word_classes_lookup(classes, word_hash[t] != 0 ? word_hash[t] : 1);
+	}
+
 	/* One row per token: buckets of every template, merged and normalised. */
 	for (uint32_t t = 0; t < n; t++)
 	{
@@ -314,8 +317,8 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 			b[m++] = bucket(T_FIRST, 0, 0, hash_bits);
 		if (t + 1 == n)
 			b[m++] = bucket(T_LAST, 0, 0, hash_bits);
-		if (classes != NULL)
-			m = add_class_features(classes, word_hash, n, t, hash_bits, b, m);
+		if (token_class != NULL)
+			m = add_class_features(token_class, n, t, hash_bits, b, m);
 
 		/* Colliding templates add up in one bucket, as hashed counts do. */
 		sort_buckets(b, m);
@@ -340,6 +343,8 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 		out->row_start[t + 1] = out->nnz;
 	}
 
+	if (token_class != NULL)
+		hl_free((void *) token_class);
 	hl_free(word_hash);
 	hl_free(shape_hash);
 	hl_free(prefix_hash);
