@@ -50,7 +50,8 @@ B-label, I-label) with a Bayesian treatment of its weights.  A token's
 score for a tag sums a bias and the weights of its hashed window features:
 the lower-cased word, its shape, prefixes and suffixes of 1 to 3
 characters, the words 1 and 2 to each side, the word pairs with each
-neighbour, the shapes of the neighbours, and sentence start and end.  A
+neighbour, the shapes of the neighbours, sentence start and end, and the
+word classes of the token and its neighbours (see "Word classes" below).  A
 transition weight for each pair of tags, and from the sentence start, adds
 to the score of a tag sequence.  Transitions that break BIO (I-label first,
 or after anything but B-label or I-label) are forbidden, so decoding can
@@ -99,6 +100,42 @@ current temperature until the labelled sentences have grown by more than a
 quarter.  Started from the first fit, the full fit ends at slightly
 different weights: test F1 moved by -0.0014 to +0.0033 at the five sizes
 measured.
+
+### Word classes
+
+A tagger that has seen "paris" tagged as a city knows nothing of "lyon"
+from the word itself.  Each training therefore reads the text of every
+row of the relation, labelled or not, and gives each word that occurs
+at least twice (the 50,000 most frequent) a context vector: the hashed
+words just before and just after it, square-rooted counts weighted by
+how rare the context is.  A randomized SVD projects the vectors to 48
+dimensions, and spherical k-means groups them into 16, 64 and 256
+classes.  A token's features then include its word's three classes and
+the middle class of each neighbour.  On snips 4,433 words get classes,
+which takes 0.14 s.  The classes are stored with each version (about
+14 bytes a word) and refitted at every training.  The regression test
+`span_word_classes` labels 16 of 64 cities in four sentence templates.
+The model then finds all 16 never-labelled cities it is asked about in
+an unlabelled template, and 3 of them without classes.
+
+With the numeric core (`HL_WORD_CLASSES=1 test/core/bench_spans_core.sh
+SNIPS_DIR 16 0.25 150 N 0.01`, classes from the whole train split, the
+first N sentences labelled, one run each, at revision 9b3f239):
+
+| training sentences | test F1 without classes | with classes | Brier without | Brier with |
+|---|---|---|---|---|
+| 300 | 0.6065 | 0.6519 | 0.1274 | 0.1284 |
+| 1,000 | 0.7653 | 0.7916 | 0.0980 | 0.0921 |
+| 2,000 | 0.8377 | 0.8443 | 0.0967 | 0.0843 |
+| 4,000 | 0.8660 | 0.8727 | 0.0764 | 0.0715 |
+| 5,000 | 0.8767 | 0.8867 | 0.0728 | 0.0681 |
+| 6,500 | 0.8881 | 0.8983 | 0.0651 | 0.0631 |
+| 13,084 (all) | 0.9176 | 0.9231 | 0.0524 | 0.0498 |
+
+The gain is largest with few labels (4.5 points at 300 sentences, 2.6
+at 1,000) and stays near 0.5 to 1 point from 2,000 on.  The fit of all
+sentences took 73 s against 63 s (the two ran side by side).  Prediction
+speed per CPU second moved by under 4%.
 
 ### Choices, measured with the numeric core outside the server
 

@@ -21,6 +21,10 @@
  * its posterior draws, one thread) is in sentences per second of CPU time,
  * which depends less on other load than wall time does.
  *
+ * With HL_WORD_CLASSES=1 in the environment, word classes are fitted on the
+ * text of the whole train split, as hl_train fits them on the whole
+ * relation, and every sentence gets their features.
+ *
  * NOTE: with the same settings (2^16 buckets, prior precision 1, 150
  * iterations) this harness fits 184,649 emission weights and reaches test
  * F1 0.916, while hl_train in the server fits 184,415 and hl_evaluate_spans

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the CRF span benchmark and run it on the snips splits.
-# Usage: test/core/bench_spans_core.sh SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES [SCALES]]]]]
+# Usage: [HL_WORD_CLASSES=1] test/core/bench_spans_core.sh SNIPS_DIR [HASH_BITS [LAMBDA [MAX_ITER [TRAIN_SENTENCES [SCALES]]]]]
 set -e
 cd "$(dirname "$0")/../.."
 cc -O2 -Wall -Wextra -Werror -iquote src $(pkg-config --cflags openblas) \
