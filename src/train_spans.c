@@ -69,7 +69,10 @@
 #define HL_SPANS_MIN_CALIBRATION_ROWS 50
 #define HL_SPANS_RECALIBRATE_GROWTH 1.25
 
-/* Word classes are the same for the same text, whatever the order of rows. */
+/*
+ * Seed of the word classes' k-means.  Below the token cap of word_classes.h
+ * the classes depend on the text alone, not on the order of the rows.
+ */
 #define HL_SPANS_WORD_CLASS_SEED 42
 
 /* Token rows gathered for the fit, in compressed sparse row form. */
