@@ -63,6 +63,16 @@ SELECT (SELECT cities FROM found WHERE model = 'trips') >= 12 AS most_found,
 	   (SELECT cities FROM found WHERE model = 'trips') >
 	   (SELECT cities FROM found WHERE model = 'trips_plain') + 4 AS classes_help;
 
+-- A word the relation does not contain has no class.  Training leaves a
+-- quarter of the tokens' classes out, so the other features still tag it
+-- in a context the labels taught.
+SELECT m.model, count(p.label) FILTER (WHERE p.label = 'city' AND p.text = c.name) AS cities
+FROM (VALUES ('trips'), ('trips_plain')) AS m (model)
+	 CROSS JOIN unnest(ARRAY['quebec', 'quito', 'accra', 'lagos']) AS c (name)
+	 LEFT JOIN LATERAL hl_predict_spans(m.model, format('book a table in %s for two people', c.name)) p
+	 ON true
+GROUP BY m.model ORDER BY m.model;
+
 -- A relation whose text repeats too few words gets no classes, and trains.
 CREATE TABLE few_words (id integer PRIMARY KEY, text text, spans jsonb);
 INSERT INTO few_words VALUES (1, 'play adele', '[{"start": 5, "end": 10, "label": "artist"}]'),

@@ -195,7 +195,7 @@ sort_buckets(uint32_t *b, int n)
 /*
  * Append the buckets of the word-class features of token t to b (m used)
  * and return the new count: the token's classes at every granularity and
- * its neighbours' at the middle one.  token_class[i] holds the classes of
+ * its neighbours' at the middle one.  token_class[i] is the classes of
  * token i, NULL for a word without them.
  */
 static int
@@ -220,6 +220,14 @@ add_class_features(const uint16_t *const *token_class, uint32_t n, uint32_t t,
 void
 hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 				  const HlWordClasses *classes, HlSentenceFeatures *out)
+{
+	hl_span_featurize_training(text, len, hash_bits, classes, 0.0, 0, out);
+}
+
+void
+hl_span_featurize_training(const char *text, size_t len, uint8_t hash_bits,
+						   const HlWordClasses *classes, double class_dropout,
+						   uint64_t dropout_seed, HlSentenceFeatures *out)
 {
 	uint32_t	n;
 	uint64_t   *word_hash;
@@ -280,7 +288,13 @@ hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 	{
 		token_class = hl_alloc_array(n, sizeof(const uint16_t *));
 		for (uint32_t t = 0; t < n; t++)
-			token_class[t] = hl_word_classes_lookup(classes, word_hash[t] != 0 ? word_hash[t] : 1);
+		{
+			double		u = (double) (hl_mix64(dropout_seed + UINT64_C(0x9e3779b97f4a7c15) * (t + 1)) >> 11) *
+				(1.0 / 9007199254740992.0);
+
+			token_class[t] = u < class_dropout ? NULL :
+				hl_word_classes_lookup(classes, word_hash[t] != 0 ? word_hash[t] : 1);
+		}
 	}
 
 	/* One row per token: buckets of every template, merged and normalised. */

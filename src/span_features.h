@@ -45,6 +45,15 @@ extern void hl_sentence_features_free(HlSentenceFeatures *features);
 extern void hl_span_featurize(const char *text, size_t len, uint8_t hash_bits,
 							  const HlWordClasses *classes, HlSentenceFeatures *out);
 
+/*
+ * Featurise a training sentence as hl_span_featurize does, except that
+ * each token's classes are left out with probability class_dropout, drawn
+ * from dropout_seed and the token's position.
+ */
+extern void hl_span_featurize_training(const char *text, size_t len, uint8_t hash_bits,
+									   const HlWordClasses *classes, double class_dropout,
+									   uint64_t dropout_seed, HlSentenceFeatures *out);
+
 /* Return the hash of a lower-cased word, as its word feature uses it. */
 extern uint64_t hl_span_word_hash(const char *lower, size_t len);
 

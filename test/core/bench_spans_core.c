@@ -334,6 +334,7 @@ main(int argc, char **argv)
 	double		f1_valid;
 	double		f1_test;
 	uint32_t	k;
+	double		class_dropout = 0.0;
 
 	if (argc < 2)
 	{
@@ -355,6 +356,8 @@ main(int argc, char **argv)
 	read_split(dir, "train", 1, &train);
 	read_split(dir, "valid", 0, &valid);
 	read_split(dir, "test", 0, &test);
+	if (getenv("HL_CLASS_DROPOUT") != NULL)
+		class_dropout = atof(getenv("HL_CLASS_DROPOUT"));
 	if (getenv("HL_WORD_CLASSES") != NULL && strcmp(getenv("HL_WORD_CLASSES"), "1") == 0)
 	{
 		static HlWordClasses classes;
@@ -422,7 +425,8 @@ main(int argc, char **argv)
 	{
 		uint32_t	n;
 
-		hl_span_featurize(train.text[i], strlen(train.text[i]), hash_bits, word_classes, &features);
+		hl_span_featurize_training(train.text[i], strlen(train.text[i]), hash_bits, word_classes,
+								   class_dropout, (uint64_t) i + 1, &features);
 		n = features.n_tokens;
 		sentence_start[i] = (uint32_t) n_tokens;
 		if (n_tokens + n > cap_tokens || nnz + features.row_start[n] > cap_nnz)
