@@ -81,6 +81,15 @@ SELECT hl_create_model('few_words', 'few_words', text_column => 'text', label_co
 					   task => 'spans') > 0 AS created;
 SELECT labelled_rows, metrics->>'word_class_words' AS word_class_words FROM hl_train('few_words');
 
+-- Training reads every row's text for the classes, so an unlabelled text
+-- over the length limit is an error, as hl_next_batch and hl_status make it.
+SET humanloop.max_text_length = '1kB';
+INSERT INTO few_words VALUES (3, repeat('long ', 300), NULL);
+SELECT * FROM hl_train('few_words');
+SELECT recommendation FROM hl_status('few_words');
+RESET humanloop.max_text_length;
+DELETE FROM few_words WHERE id = 3;
+
 -- The option is a span model's, and a boolean.
 SELECT hl_create_model('bad', 'trips', text_column => 'text', label_column => 'spans',
 					   task => 'spans', options => '{"word_classes": "yes"}');

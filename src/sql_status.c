@@ -63,7 +63,7 @@ static void
 hl_sample_pool(const HlModelDef *def, int limit, HlPoolSample *sample)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	char	   *query = psprintf("SELECT pool.doc FROM (%s) pool (id, doc) ORDER BY hashtext(pool.id), pool.id LIMIT %d",
+	char	   *query = psprintf("SELECT pool.id, pool.doc FROM (%s) pool (id, doc) ORDER BY hashtext(pool.id), pool.id LIMIT %d",
 								 hl_source_unlabelled_query(def, false), limit);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -74,8 +74,15 @@ hl_sample_pool(const HlModelDef *def, int limit, HlPoolSample *sample)
 	sample->texts = MemoryContextAlloc(outer, sizeof(char *) * Max(sample->n, 1));
 	for (int i = 0; i < sample->n; i++)
 	{
-		char	   *text = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *text = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
+		/* The sample is scored as hl_next_batch scores the pool, with its length limit. */
+		if (text != NULL && strlen(text) > (size_t) hl_max_text_bytes)
+		{
+			char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+			hl_check_text_length(strlen(text), psprintf("text of row \"%s\"", id ? id : "(null)"));
+		}
 		sample->texts[i] = MemoryContextStrdup(outer, text != NULL ? text : "");
 	}
 	SPI_finish();

@@ -275,8 +275,13 @@ hl_span_word_classes_read(const HlModelDef *def, HlWordClasses *classes)
 			if (isnull)
 				continue;
 			t = DatumGetTextPP(doc);
+			/* Every row's text is read, so every row has the length limit, as for a classifier. */
+			if (VARSIZE_ANY_EXHDR(t) > (size_t) hl_max_text_bytes)
+				hl_check_text_length(VARSIZE_ANY_EXHDR(t),
+									 psprintf("text of row \"%s\"",
+											  SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1)));
+
 			/* The builder's tokens outlive SPI's memory, so they grow in the caller's. */
-			if (VARSIZE_ANY_EXHDR(t) <= (size_t) hl_max_text_bytes)
 			{
 				MemoryContext spi_context = MemoryContextSwitchTo(train_context);
 
