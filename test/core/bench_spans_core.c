@@ -23,7 +23,9 @@
  *
  * With HL_WORD_CLASSES=1 in the environment, word classes are fitted on the
  * text of the whole train split, as hl_train fits them on the whole
- * relation, and every sentence gets their features.
+ * relation, and every sentence gets their features.  HL_CLASS_DROPOUT=P
+ * leaves each training token's classes out with probability P (hl_train
+ * uses 0.25).
  *
  * NOTE: with the same settings (2^16 buckets, prior precision 1, 150
  * iterations) this harness fits 184,649 emission weights and reaches test
