@@ -275,6 +275,7 @@ hl_span_word_classes_read(const HlModelDef *def, HlWordClasses *classes)
 			if (isnull)
 				continue;
 			t = DatumGetTextPP(doc);
+
 			/* Every row's text is read, so every row has the length limit, as for a classifier. */
 			if (VARSIZE_ANY_EXHDR(t) > (size_t) hl_max_text_bytes)
 				hl_check_text_length(VARSIZE_ANY_EXHDR(t),
