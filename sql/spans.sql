@@ -149,12 +149,22 @@ SELECT count(*) AS rows, bool_and(label IS NULL) AS no_label,
 	   bool_and(probability BETWEEN 0 AND 1) AS has_probability
 FROM hl_next_batch('slots', 3, 'bald');
 SELECT bool_and(id::int > 200) AS unlabelled FROM hl_next_batch('slots', 4);
--- Without a strategy, span models rank by least confidence with the maximum.
+-- Without a strategy, span models rank by least confidence with the
+-- maximum, weighted by density.
 SELECT (SELECT array_agg(id ORDER BY id)
 		FROM hl_next_batch('slots', 3, options => '{"reserve": false}')) =
 	   (SELECT array_agg(id ORDER BY id)
-		FROM hl_next_batch('slots', 3, 'least_confidence', '{"reduction": "max", "reserve": false}'))
+		FROM hl_next_batch('slots', 3, 'least_confidence',
+						   '{"reduction": "max", "density": 1, "reserve": false}'))
 	   AS least_confidence_by_default;
+-- The same scores and densities, and an explicit density of 0 turns it off.
+SELECT d.id, d.score = e.score AS same_score, d.density = e.density AS same_density,
+	   round((d.score / d.density)::numeric, 6) = round(o.score::numeric, 6) AS density_factor
+FROM hl_next_batch('slots', 3, options => '{"reserve": false}') d
+	 JOIN hl_next_batch('slots', 3, 'least_confidence',
+						'{"reduction": "max", "density": 1, "reserve": false}') e USING (id)
+	 JOIN hl_next_batch('slots', 4, options => '{"density": 0, "reserve": false}') o USING (id)
+ORDER BY d.id;
 SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"diversity": 0.5, "cost": 1}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'least_confidence');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'entropy');

@@ -42,6 +42,7 @@ typedef struct HlBatchOptions
 	uint64		seed;
 	HlSpanReduction reduction;	/* span models: token scores to a sentence score */
 	bool		reduction_given;	/* set by the caller, not defaulted */
+	bool		density_given;	/* set by the caller, not defaulted */
 } HlBatchOptions;
 
 /* A row kept for the second stage. */

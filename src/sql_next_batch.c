@@ -57,6 +57,13 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_DEFAULT_CLASSIFICATION_STRATEGY "margin"
 #define HL_DEFAULT_SPAN_STRATEGY "least_confidence"
 
+/*
+ * A span model's default also weights sentences by density.  With word
+ * classes it reached 95% of the full-data F1 on snips 44 to 242 sentences
+ * earlier on each of three seeds (docs/spans.md).
+ */
+#define HL_DEFAULT_SPAN_DENSITY 1.0
+
 #define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
 static int	hl_reservation_timeout = 900;
@@ -94,6 +101,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	options->seed = 0;
 	options->reduction = HL_REDUCE_MAX;
 	options->reduction_given = false;
+	options->density_given = false;
 
 	if (json == NULL)
 		return;
@@ -166,7 +174,10 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 								key, hl_json_number_text(&value)),
 						 errhint("It is an exponent: 0 turns the factor off, 1 applies it as it is.")));
 			if (key[0] == 'd')
+			{
 				options->density = number;
+				options->density_given = true;
+			}
 			else
 				options->cost = number;
 		}
@@ -647,6 +658,8 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			options.reduction = HL_REDUCE_MAX;
 			options.reduction_given = true;
 		}
+		if (!options.density_given)
+			options.density = HL_DEFAULT_SPAN_DENSITY;
 	}
 
 	batch_context = AllocSetContextCreate(CurrentMemoryContext, "humanloop next batch",
