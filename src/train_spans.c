@@ -245,6 +245,10 @@ hl_token_rows_add_item(HlTokenRows *set, const HlModelDef *def, HlSpanLabelMap *
  * Fit the word classes of the text of every row of the model's relation
  * into classes.  A pool with too few repeated words gets none, and its
  * tokens only the other features.
+ *
+ * NOTE: this scans the relation once more before hl_token_rows_read.  One
+ * pass that kept the labelled rows' text until the classes are fitted
+ * would read a large relation once.
  */
 static void
 hl_span_word_classes_read(const HlModelDef *def, HlWordClasses *classes)
