@@ -173,7 +173,7 @@ choose_words(const HlWordClassBuilder *builder, uint64_t **words_out)
 	WordCount  *counts;
 	size_t		n = 0;
 	size_t		n_counts = 0;
-	uint32_t	kept;
+	uint32_t	vocabulary_size;
 	uint64_t   *words;
 
 	for (size_t i = 0; i < builder->n; i++)
@@ -197,17 +197,17 @@ choose_words(const HlWordClassBuilder *builder, uint64_t **words_out)
 		i = j;
 	}
 	qsort(counts, n_counts, sizeof(WordCount), compare_count_desc);
-	kept = (uint32_t) (n_counts < HL_WORD_CLASS_MAX_WORDS ? n_counts : HL_WORD_CLASS_MAX_WORDS);
+	vocabulary_size = (uint32_t) (n_counts < HL_WORD_CLASS_MAX_WORDS ? n_counts : HL_WORD_CLASS_MAX_WORDS);
 
-	words = hl_alloc_array(kept > 0 ? kept : 1, sizeof(uint64_t));
-	for (uint32_t w = 0; w < kept; w++)
+	words = hl_alloc_array(vocabulary_size > 0 ? vocabulary_size : 1, sizeof(uint64_t));
+	for (uint32_t w = 0; w < vocabulary_size; w++)
 		words[w] = counts[w].word;
-	qsort(words, kept, sizeof(uint64_t), compare_u64);
+	qsort(words, vocabulary_size, sizeof(uint64_t), compare_u64);
 
 	hl_free(counts);
 	hl_free(sorted);
 	*words_out = words;
-	return kept;
+	return vocabulary_size;
 }
 
 /*
