@@ -64,7 +64,7 @@ SELECT (SELECT cities FROM found WHERE model = 'trips') >= 12 AS most_found,
 	   (SELECT cities FROM found WHERE model = 'trips_plain') + 4 AS classes_help;
 
 -- A word the relation does not contain has no class.  Training leaves a
--- quarter of the tokens' classes out, so the other features still tag it
+-- tenth of the tokens' classes out, so the other features still tag it
 -- in a context the labels taught.
 SELECT m.model, count(p.label) FILTER (WHERE p.label = 'city' AND p.text = c.name) AS cities
 FROM (VALUES ('trips'), ('trips_plain')) AS m (model)
