@@ -35,6 +35,22 @@
  *						   length of the appended embedding (default 1; the
  *						   TF-IDF part has length 1)
  *
+ * Out-of-scope mode, for the novelty score (src/novelty.c):
+ *
+ *	 HL_BENCH_HOLDOUT=A,B,...  leave the training rows of these categories
+ *						   unlabelled; their test rows are the unknown ones
+ *	 HL_BENCH_NOVELTY=K	   fit the novelty score with K latent dimensions
+ *						   on the training texts (the pool) and the
+ *						   labelled rows
+ *	 HL_BENCH_NOVELTY_POOL=labelled
+ *						   fit its latent space and pool Gaussian on the
+ *						   labelled rows only, as if the held-out
+ *						   categories were not in the relation
+ *
+ * It adds to the output the AUROC of each uncertainty score for telling
+ * unknown from known test rows, and the share of unknown rows above the
+ * score that keeps 95% of the known rows automatic.
+ *
  * For the pool and the test rows the output gives the median MI, the share
  * of rows whose MI is within 1% of the largest MI of that set (saturation),
  * the share whose MI exceeds the entropy of the calibrated predictive, and
@@ -50,6 +66,7 @@
 #include "features.h"
 #include "hl_alloc.h"
 #include "model_classifier.h"
+#include "novelty.h"
 #include "pool_embedding.h"
 
 #define ECE_BINS 15
@@ -299,6 +316,69 @@ print_mi_stats(const char *name, Scored *rows, size_t n, int n_classes)
 	free(mi);
 }
 
+/* A test row's uncertainty scores and whether its category was held out. */
+typedef struct OosRow
+{
+	float		score;
+	int			unknown;
+} OosRow;
+
+static int
+compare_oos(const void *a, const void *b)
+{
+	float		x = ((const OosRow *) a)->score;
+	float		y = ((const OosRow *) b)->score;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Print the AUROC of score for telling unknown rows from known ones (ties
+ * count half) and the share of unknown rows above the known rows' 95th
+ * percentile.  Sorts rows.
+ */
+static void
+print_oos(const char *name, OosRow *rows, size_t n, int last)
+{
+	size_t		n_unknown = 0;
+	size_t		n_known = 0;
+	double		rank_sum = 0.0;
+	float	   *known;
+	size_t		k = 0;
+	float		threshold;
+	size_t		flagged = 0;
+
+	qsort(rows, n, sizeof(OosRow), compare_oos);
+	for (size_t i = 0; i < n;)
+	{
+		size_t		j = i;
+
+		while (j < n && rows[j].score == rows[i].score)
+			j++;
+		for (size_t t = i; t < j; t++)
+			if (rows[t].unknown)
+				rank_sum += (i + 1 + j) / 2.0;
+		i = j;
+	}
+	for (size_t i = 0; i < n; i++)
+		n_unknown += rows[i].unknown != 0;
+	n_known = n - n_unknown;
+	known = malloc((n_known > 0 ? n_known : 1) * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		if (!rows[i].unknown)
+			known[k++] = rows[i].score;
+
+	/* The rows are sorted, so the known scores are too. */
+	threshold = n_known > 0 ? known[(size_t) floor(0.95 * (n_known - 1))] : 0.0f;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].unknown && rows[i].score > threshold)
+			flagged++;
+	printf("  \"oos_%s\": {\"auroc\": %.4f, \"flagged\": %.4f}%s\n", name,
+		   (rank_sum - n_unknown * (n_unknown + 1) / 2.0) / ((double) n_unknown * n_known),
+		   (double) flagged / (n_unknown > 0 ? n_unknown : 1), last ? "" : ",");
+	free(known);
+}
+
 /*
  * Fit the pool embedding on the TF-IDF vectors of every text (as the
  * extension does with the texts of the source relation) and append it to
@@ -403,6 +483,15 @@ main(int argc, char **argv)
 	float		embed_weight = getenv("HL_BENCH_EMBED_WEIGHT") ? (float) atof(getenv("HL_BENCH_EMBED_WEIGHT")) : 1.0f;
 	float	   *projection = NULL;
 	float	   *embed_scratch = malloc((embed_k > 0 ? embed_k : 1) * sizeof(float));
+	char	   *holdout = getenv("HL_BENCH_HOLDOUT") ? strdup(getenv("HL_BENCH_HOLDOUT")) : NULL;
+	uint32_t	novelty_k = getenv("HL_BENCH_NOVELTY") ? (uint32_t) atoi(getenv("HL_BENCH_NOVELTY")) : 0;
+	int			n_known;
+	size_t		n_scored = 0;
+	HlNovelty	novelty;
+	float	   *novelty_scratch = NULL;
+	OosRow	   *oos[6];
+	const char *oos_names[6] = {"one_minus_probability", "entropy", "mutual_information", "novelty",
+	"probability_novelty_0.1", "probability_novelty_0.2"};
 
 	if (argc < 3)
 	{
@@ -460,6 +549,26 @@ main(int argc, char **argv)
 		free(count);
 	}
 	n_docs = train.n + test.n;
+
+	/* Known categories get the first ids, so the classifier has only them. */
+	if (holdout)
+	{
+		char	  **held = NULL;
+		int			n_held = 0;
+
+		for (char *name = strtok(holdout, ","); name != NULL; name = strtok(NULL, ","))
+			category_id(&held, &n_held, name);
+		for (size_t i = 0; i < train.n; i++)
+		{
+			int			is_held = 0;
+
+			for (int h = 0; h < n_held; h++)
+				is_held |= strcmp(train.category[i], held[h]) == 0;
+			if (!is_held)
+				category_id(&names, &n_names, train.category[i]);
+		}
+	}
+	n_known = n_names;
 	label = malloc((train.n > 0 ? train.n : 1) * sizeof(int32_t));
 	train_label = malloc((train.n > 0 ? train.n : 1) * sizeof(int32_t));
 	test_label = malloc(test.n * sizeof(int32_t));
@@ -495,6 +604,17 @@ main(int argc, char **argv)
 			labelled[j] = tmp;
 		}
 	}
+	if (holdout)
+	{
+		size_t		kept = 0;
+
+		for (size_t r = 0; r < n_labelled; r++)
+			if (label[labelled[r]] < n_known)
+				labelled[kept++] = labelled[r];
+		n_labelled = kept;
+	}
+	else
+		n_known = n_names;
 	for (size_t r = 0; r < n_labelled; r++)
 		is_labelled[labelled[r]] = 1;
 
@@ -544,7 +664,7 @@ main(int argc, char **argv)
 
 	data.n_rows = (uint32_t) n_labelled;
 	data.dim = ((uint32_t) 1 << config.hash_bits) + embed_k;
-	data.n_classes = (uint32_t) n_names;
+	data.n_classes = (uint32_t) n_known;
 	data.row_start = row_start;
 	data.index = index;
 	data.value = value;
@@ -561,6 +681,52 @@ main(int argc, char **argv)
 		return 1;
 	}
 	fit_seconds = now() - t0;
+
+	/* The novelty score: the training texts are the pool. */
+	if (novelty_k > 0)
+	{
+		int			labelled_pool = getenv("HL_BENCH_NOVELTY_POOL") &&
+			strcmp(getenv("HL_BENCH_NOVELTY_POOL"), "labelled") == 0;
+		size_t		n_rows = labelled_pool ? n_labelled : train.n;
+		uint64_t   *pool_start = malloc((n_rows + 1) * sizeof(uint64_t));
+		uint32_t   *pool_index;
+		float	   *pool_value;
+		HlSparseRows pool;
+		HlSparseRows labelled_rows = {(uint32_t) n_labelled, row_start, index, value};
+
+		pool_start[0] = 0;
+		for (size_t r = 0; r < n_rows; r++)
+			pool_start[r + 1] = pool_start[r] + vecs[labelled_pool ? labelled[r] : r].nnz;
+		pool_index = malloc((pool_start[n_rows] + 1) * sizeof(uint32_t));
+		pool_value = malloc((pool_start[n_rows] + 1) * sizeof(float));
+		for (size_t r = 0; r < n_rows; r++)
+		{
+			const HlSparseVec *v = &vecs[labelled_pool ? labelled[r] : r];
+
+			memcpy(pool_index + pool_start[r], v->index, v->nnz * sizeof(uint32_t));
+			memcpy(pool_value + pool_start[r], v->value, v->nnz * sizeof(float));
+		}
+		pool.n_rows = (uint32_t) n_rows;
+		pool.row_start = pool_start;
+		pool.index = pool_index;
+		pool.value = pool_value;
+		t0 = now();
+		if (hl_novelty_fit(&pool, &labelled_rows, label, NULL, (uint32_t) n_known,
+						   (uint32_t) 1 << config.hash_bits, novelty_k, 1, &novelty,
+						   errbuf, sizeof(errbuf)) != 0)
+		{
+			fprintf(stderr, "bench_core: novelty fit failed: %s\n", errbuf);
+			return 1;
+		}
+		fprintf(stderr, "novelty (k %u) fitted on %zu pool rows in %.3f s\n", novelty_k, n_rows, now() - t0);
+		novelty_scratch = malloc(2 * novelty_k * sizeof(float));
+		free(pool_start);
+		free(pool_index);
+		free(pool_value);
+	}
+	for (int s = 0; s < 6; s++)
+		oos[s] = calloc(test.n > 0 ? test.n : 1, sizeof(OosRow));
+
 	if (getenv("HL_BENCH_VARIANCE_SCALE"))
 		model.variance_scale = (float) atof(getenv("HL_BENCH_VARIANCE_SCALE"));
 	if (getenv("HL_BENCH_TEMPERATURE"))
@@ -588,9 +754,24 @@ main(int argc, char **argv)
 			hl_pool_embedding_append(projection, (uint32_t) 1 << config.hash_bits,
 									 embed_k, embed_weight, &x, embed_scratch);
 		hl_classifier_predict(&model, &x, proba, &pred, workspace);
+		if (holdout)
+		{
+			float		nov = novelty_k > 0 ? hl_novelty_score(&novelty, &x, novelty_scratch) : 0.0f;
+			float		scores[6] = {1.0f - pred.probability, pred.entropy, pred.mutual_information, nov,
+			1.0f - pred.probability + 0.1f * nov, 1.0f - pred.probability + 0.2f * nov};
+
+			for (int s = 0; s < 6; s++)
+			{
+				oos[s][i].score = scores[s];
+				oos[s][i].unknown = y >= n_known;
+			}
+			if (y >= n_known)
+				continue;
+		}
+		n_scored++;
 
 		nll -= log(fmax(proba[y], 1e-30));
-		for (int c = 0; c < n_names; c++)
+		for (int c = 0; c < n_known; c++)
 		{
 			double		d = proba[c] - (c == y ? 1.0 : 0.0);
 
@@ -635,14 +816,14 @@ main(int argc, char **argv)
 
 	for (int b = 0; b < ECE_BINS; b++)
 		if (bin_count[b] > 0)
-			ece += fabs(bin_correct[b] - bin_conf[b]) / test.n;
-	for (int c = 0; c < n_names; c++)
+			ece += fabs(bin_correct[b] - bin_conf[b]) / n_scored;
+	for (int c = 0; c < n_known; c++)
 	{
 		double		denom = 2.0 * tp[c] + fp[c] + fn[c];
 
 		macro_f1 += denom > 0 ? 2.0 * tp[c] / denom : 0.0;
 	}
-	macro_f1 /= n_names;
+	macro_f1 /= n_known;
 
 	printf("{\n");
 	printf("  \"hash_bits\": %d, \"word_ngram_max\": %d, \"char_ngram_min\": %d, \"char_ngram_max\": %d,\n",
@@ -650,16 +831,20 @@ main(int argc, char **argv)
 		   config.char_ngram_max);
 	printf("  \"embed_components\": %u, \"embed_weight\": %g, \"svd_seconds\": %.3f,\n",
 		   embed_k, embed_weight, svd_seconds);
-	printf("  \"labelled_rows\": %zu, \"classes\": %d,\n", n_labelled, n_names);
+	printf("  \"labelled_rows\": %zu, \"classes\": %d,\n", n_labelled, n_known);
+	if (holdout)
+		for (int s = 0; s < 6; s++)
+			if (s != 3 || novelty_k > 0)
+				print_oos(oos_names[s], oos[s], test.n, 0);
 	print_mi_stats("test_mi", test_scored, test.n, n_names);
 	if (n_pool > 0)
 		print_mi_stats("pool_mi", pool_scored, n_pool, n_names);
-	printf("  \"accuracy\": %.4f,\n", correct / test.n);
+	printf("  \"accuracy\": %.4f,\n", correct / n_scored);
 	printf("  \"macro_f1\": %.4f,\n", macro_f1);
-	printf("  \"nll\": %.4f,\n", nll / test.n);
+	printf("  \"nll\": %.4f,\n", nll / n_scored);
 	printf("  \"ece\": %.4f,\n", ece);
-	printf("  \"brier\": %.4f,\n", brier / test.n);
-	printf("  \"mean_mutual_information\": %.4f,\n", mean_mi / test.n);
+	printf("  \"brier\": %.4f,\n", brier / n_scored);
+	printf("  \"mean_mutual_information\": %.4f,\n", mean_mi / n_scored);
 	printf("  \"fit_seconds\": %.3f,\n", fit_seconds);
 	printf("  \"predict_rows_per_second\": %.0f,\n", test.n / predict_seconds);
 	printf("  \"iterations\": %u,\n", report.iterations);

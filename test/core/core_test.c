@@ -20,6 +20,7 @@
 #include "crf_lattice.h"
 #include "model_crf.h"
 #include "span_tags.h"
+#include "novelty.h"
 #include "pool_embedding.h"
 #include "span_features.h"
 #include "tokenize.h"
@@ -1163,6 +1164,103 @@ test_pool_embedding_append(void)
 	hl_sparse_free(&empty);
 }
 
+/* Rows of three topics over 48 buckets: each row has 4 buckets of its topic's 16. */
+enum
+{
+	NOVELTY_DIM = 48,
+	NOVELTY_PER_TOPIC = 60,
+	NOVELTY_NNZ = 4
+};
+
+/* Write rows of the given topics, NOVELTY_PER_TOPIC each, in CSR form. */
+static uint32_t
+novelty_rows(const int *topics, int n_topics, uint64_t *state, uint64_t *row_start,
+			 uint32_t *index, float *value, int32_t *label)
+{
+	uint32_t	n = 0;
+
+	row_start[0] = 0;
+	for (int t = 0; t < n_topics; t++)
+		for (int r = 0; r < NOVELTY_PER_TOPIC; r++)
+		{
+			uint64_t	start = row_start[n];
+
+			for (int e = 0; e < NOVELTY_NNZ; e++)
+			{
+				/* Distinct, increasing buckets: one from each quarter of the topic's 16. */
+				*state = *state * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+				index[start + e] = (uint32_t) (topics[t] * 16 + e * 4 + (int) ((*state >> 33) % 4));
+				value[start + e] = 0.5f;
+			}
+			if (label)
+				label[n] = topics[t];
+			row_start[n + 1] = start + NOVELTY_NNZ;
+			n++;
+		}
+	return n;
+}
+
+static void
+test_novelty_unlabelled_topic(void)
+{
+	const int	labelled_topics[2] = {0, 1};
+	const int	pool_topics[3] = {0, 1, 2};
+	uint64_t	state = 7;
+	uint64_t	lab_start[2 * NOVELTY_PER_TOPIC + 1];
+	uint32_t	lab_index[2 * NOVELTY_PER_TOPIC * NOVELTY_NNZ];
+	float		lab_value[2 * NOVELTY_PER_TOPIC * NOVELTY_NNZ];
+	int32_t		lab_label[2 * NOVELTY_PER_TOPIC];
+	uint64_t	pool_start[3 * NOVELTY_PER_TOPIC + 1];
+	uint32_t	pool_index[3 * NOVELTY_PER_TOPIC * NOVELTY_NNZ];
+	float		pool_value[3 * NOVELTY_PER_TOPIC * NOVELTY_NNZ];
+	HlSparseRows labelled;
+	HlSparseRows pool;
+	HlSparseRows empty;
+	HlNovelty	novelty;
+	char		errbuf[128];
+	float		scratch[2 * 6];
+	double		mean[3] = {0.0, 0.0, 0.0};
+
+	labelled.n_rows = novelty_rows(labelled_topics, 2, &state, lab_start, lab_index, lab_value, lab_label);
+	labelled.row_start = lab_start;
+	labelled.index = lab_index;
+	labelled.value = lab_value;
+	pool.n_rows = novelty_rows(pool_topics, 3, &state, pool_start, pool_index, pool_value, NULL);
+	pool.row_start = pool_start;
+	pool.index = pool_index;
+	pool.value = pool_value;
+	CHECK(hl_novelty_fit(&pool, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
+						 errbuf, sizeof(errbuf)) == 0);
+
+	/* Rows of the unlabelled topic are far more novel than labelled ones. */
+	for (uint32_t r = 0; r < pool.n_rows; r++)
+	{
+		HlSparseVec x;
+
+		x.nnz = (uint32_t) (pool_start[r + 1] - pool_start[r]);
+		x.capacity = x.nnz;
+		x.index = pool_index + pool_start[r];
+		x.value = pool_value + pool_start[r];
+		mean[r / NOVELTY_PER_TOPIC] += hl_novelty_score(&novelty, &x, scratch) / NOVELTY_PER_TOPIC;
+	}
+	CHECK(fabs(mean[0]) < 2.0);
+	CHECK(fabs(mean[1]) < 2.0);
+	CHECK(mean[2] > mean[0] + 3.0);
+	CHECK(mean[2] > mean[1] + 3.0);
+	hl_novelty_free(&novelty);
+
+	/* Too few pool rows, or no labelled row, is an error, not a crash. */
+	empty.n_rows = 0;
+	empty.row_start = lab_start;
+	empty.index = lab_index;
+	empty.value = lab_value;
+	CHECK(hl_novelty_fit(&empty, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
+						 errbuf, sizeof(errbuf)) == -1);
+	CHECK(hl_novelty_fit(&pool, &empty, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
+						 errbuf, sizeof(errbuf)) == -1);
+	CHECK(strstr(errbuf, "no labelled rows") != NULL);
+}
+
 /* A tiny CRF problem: 2 labels (5 tags), 8 features, 4 sentences. */
 enum
 {
@@ -1649,6 +1747,7 @@ main(void)
 	test_pool_svd_more_components_than_rank();
 	test_pool_svd_rejects_bad_k();
 	test_pool_embedding_append();
+	test_novelty_unlabelled_topic();
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	return n_failed == 0 ? 0 : 1;

@@ -1,0 +1,343 @@
+/*
+ * novelty.c
+ *		Relative Mahalanobis novelty in the pool's latent semantic space.
+ *
+ * Rows are projected on the pool's top singular vectors and L2-normalised,
+ * as in the pool embedding.  Both covariances get a small ridge, so a
+ * direction in which the rows do not vary does not divide by zero.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "hl_alloc.h"
+#include "novelty.h"
+#include "pool_embedding.h"
+
+/* Oversampling and power iterations of the pool's truncated SVD. */
+#define HL_NOVELTY_OVERSAMPLING 10
+#define HL_NOVELTY_POWER_ITERATIONS 2
+
+/*
+ * Added to each covariance's diagonal.  The rows have length 1, so a
+ * coordinate varies by about 1 / k, well above it for k up to a few hundred.
+ */
+#define HL_NOVELTY_RIDGE 1e-4
+
+/* Smallest spread the score divides by. */
+#define HL_NOVELTY_MIN_SPREAD 1e-6f
+
+/* Write the normalised projection of one sparse row to z (k floats). */
+static void
+embed(const float *projection, uint32_t dim, uint32_t k, const uint32_t *index,
+	  const float *value, uint32_t nnz, float *z)
+{
+	double		norm = 0.0;
+
+	memset(z, 0, sizeof(float) * k);
+	for (uint32_t e = 0; e < nnz; e++)
+	{
+		if (index[e] >= dim)
+			continue;
+		cblas_saxpy((int) k, value[e], projection + (size_t) index[e] * k, 1, z, 1);
+	}
+	for (uint32_t j = 0; j < k; j++)
+		norm += (double) z[j] * z[j];
+	if (norm > 0.0)
+		cblas_sscal((int) k, (float) (1.0 / sqrt(norm)), z, 1);
+}
+
+/* Project every row of rows into a new n_rows x k array. */
+static float *
+embed_rows(const float *projection, uint32_t dim, uint32_t k, const HlSparseRows *rows)
+{
+	float	   *z = hl_alloc_array((size_t) rows->n_rows * k, sizeof(float));
+
+	for (uint32_t r = 0; r < rows->n_rows; r++)
+	{
+		uint64_t	start = rows->row_start[r];
+
+		embed(projection, dim, k, rows->index + start, rows->value + start,
+			  (uint32_t) (rows->row_start[r + 1] - start), z + (size_t) r * k);
+	}
+	return z;
+}
+
+/*
+ * Turn covariance (k x k, with the ridge added here) into its whitening W,
+ * row-major, so that |W v|^2 = v^T covariance^-1 v.  Returns LAPACK's info.
+ */
+static int
+whitening(double *covariance, uint32_t k, float *w)
+{
+	int			n = (int) k;
+	int			lwork = -1;
+	int			info = 0;
+	double		work_size;
+	double	   *work;
+	double	   *eigenvalues = hl_alloc_array(k, sizeof(double));
+
+	for (uint32_t j = 0; j < k; j++)
+		covariance[(size_t) j * k + j] += HL_NOVELTY_RIDGE;
+	dsyev_("V", "U", &n, covariance, &n, eigenvalues, &work_size, &lwork, &info, 1, 1);
+	lwork = (int) work_size;
+	if (lwork < 3 * n)
+		lwork = 3 * n;
+	work = hl_alloc_array(lwork, sizeof(double));
+	dsyev_("V", "U", &n, covariance, &n, eigenvalues, work, &lwork, &info, 1, 1);
+	hl_free(work);
+
+	/* Column j of the column-major result is eigenvector j, and row j of W is it scaled. */
+	if (info == 0)
+		for (uint32_t j = 0; j < k; j++)
+		{
+			double		scale = 1.0 / sqrt(fmax(eigenvalues[j], HL_NOVELTY_RIDGE));
+
+			for (uint32_t i = 0; i < k; i++)
+				w[(size_t) j * k + i] = (float) (covariance[(size_t) j * k + i] * scale);
+		}
+	hl_free(eigenvalues);
+	return info;
+}
+
+/* Add weight x (x - mean)(x - mean)^T to the k x k sum. */
+static void
+add_outer(double *sum, const float *x, const double *mean, uint32_t k, double weight,
+		  double *centred)
+{
+	for (uint32_t i = 0; i < k; i++)
+		centred[i] = x[i] - mean[i];
+	for (uint32_t i = 0; i < k; i++)
+		for (uint32_t j = 0; j < k; j++)
+			sum[(size_t) i * k + j] += weight * centred[i] * centred[j];
+}
+
+/* Whiten the mean (k doubles) into out. */
+static void
+whiten_mean(const float *w, const double *mean, uint32_t k, float *out)
+{
+	for (uint32_t j = 0; j < k; j++)
+	{
+		double		s = 0.0;
+
+		for (uint32_t i = 0; i < k; i++)
+			s += (double) w[(size_t) j * k + i] * mean[i];
+		out[j] = (float) s;
+	}
+}
+
+/* Return the relative distance of the embedded row z; scratch has k floats. */
+static float
+relative_distance(const HlNovelty *novelty, const float *z, float *scratch)
+{
+	uint32_t	k = novelty->k;
+	float		nearest = INFINITY;
+	float		to_pool = 0.0f;
+
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, (int) k, (int) k, 1.0f, novelty->class_whitening,
+				(int) k, z, 1, 0.0f, scratch, 1);
+	for (uint32_t c = 0; c < novelty->n_means; c++)
+	{
+		const float *mean = novelty->class_means + (size_t) c * k;
+		float		d = 0.0f;
+
+		for (uint32_t j = 0; j < k; j++)
+			d += (scratch[j] - mean[j]) * (scratch[j] - mean[j]);
+		if (d < nearest)
+			nearest = d;
+	}
+
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, (int) k, (int) k, 1.0f, novelty->pool_whitening,
+				(int) k, z, 1, 0.0f, scratch, 1);
+	for (uint32_t j = 0; j < k; j++)
+		to_pool += (scratch[j] - novelty->pool_mean[j]) * (scratch[j] - novelty->pool_mean[j]);
+	return nearest - to_pool;
+}
+
+static int
+compare_floats(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
+hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
+			   const int32_t *label, const float *weight, uint32_t n_classes,
+			   uint32_t dim, uint32_t k, uint64_t seed, HlNovelty *out,
+			   char *errbuf, size_t errlen)
+{
+	float	   *z_pool;
+	float	   *z_labelled;
+	double	   *class_sum;
+	double	   *class_weight;
+	double	   *covariance;
+	double	   *mean;
+	double	   *centred;
+	int32_t    *mean_of_class;
+	float	   *distances;
+	double		total = 0.0;
+	double		moment = 0.0;
+
+	memset(out, 0, sizeof(*out));
+	if (pool->n_rows <= k)
+	{
+		snprintf(errbuf, errlen, "%u pool rows are too few for %u dimensions", pool->n_rows, k);
+		return -1;
+	}
+	if (labelled->n_rows == 0)
+	{
+		snprintf(errbuf, errlen, "no labelled rows");
+		return -1;
+	}
+
+	/* The latent space of the pool. */
+	out->dim = dim;
+	out->k = k;
+	out->projection = hl_alloc_array((size_t) dim * k, sizeof(float));
+	if (hl_pool_embedding_fit(pool->n_rows, dim, pool->row_start, pool->index, pool->value, k,
+							  HL_NOVELTY_OVERSAMPLING, HL_NOVELTY_POWER_ITERATIONS, seed,
+							  out->projection, NULL, errbuf, errlen) != 0)
+	{
+		hl_novelty_free(out);
+		return -1;
+	}
+	z_pool = embed_rows(out->projection, dim, k, pool);
+	z_labelled = embed_rows(out->projection, dim, k, labelled);
+	centred = hl_alloc_array(k, sizeof(double));
+	covariance = hl_alloc_array((size_t) k * k, sizeof(double));
+
+	/* Class means, over the classes that have rows. */
+	class_sum = hl_alloc_array((size_t) n_classes * k, sizeof(double));
+	class_weight = hl_alloc_array(n_classes, sizeof(double));
+	mean_of_class = hl_alloc_array(n_classes, sizeof(int32_t));
+	for (uint32_t r = 0; r < labelled->n_rows; r++)
+	{
+		double		w = weight ? weight[r] : 1.0;
+
+		class_weight[label[r]] += w;
+		for (uint32_t j = 0; j < k; j++)
+			class_sum[(size_t) label[r] * k + j] += w * z_labelled[(size_t) r * k + j];
+	}
+	for (uint32_t c = 0; c < n_classes; c++)
+	{
+		mean_of_class[c] = -1;
+		if (class_weight[c] <= 0.0)
+			continue;
+		mean_of_class[c] = (int32_t) out->n_means++;
+		for (uint32_t j = 0; j < k; j++)
+			class_sum[(size_t) c * k + j] /= class_weight[c];
+	}
+
+	/* The shared within-class covariance and its whitening. */
+	for (uint32_t r = 0; r < labelled->n_rows; r++)
+	{
+		double		w = weight ? weight[r] : 1.0;
+
+		add_outer(covariance, z_labelled + (size_t) r * k, class_sum + (size_t) label[r] * k,
+				  k, w, centred);
+		total += w;
+	}
+	for (size_t i = 0; i < (size_t) k * k; i++)
+		covariance[i] /= total;
+	out->class_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
+	out->class_means = hl_alloc_array((size_t) (out->n_means > 0 ? out->n_means : 1) * k, sizeof(float));
+	if (whitening(covariance, k, out->class_whitening) != 0)
+	{
+		snprintf(errbuf, errlen, "eigen-decomposition of the class covariance failed");
+		goto fail;
+	}
+	for (uint32_t c = 0; c < n_classes; c++)
+		if (mean_of_class[c] >= 0)
+			whiten_mean(out->class_whitening, class_sum + (size_t) c * k, k,
+						out->class_means + (size_t) mean_of_class[c] * k);
+
+	/* The pool's mean, covariance and whitening. */
+	mean = hl_alloc_array(k, sizeof(double));
+	for (uint32_t r = 0; r < pool->n_rows; r++)
+		for (uint32_t j = 0; j < k; j++)
+			mean[j] += z_pool[(size_t) r * k + j];
+	for (uint32_t j = 0; j < k; j++)
+		mean[j] /= pool->n_rows;
+	memset(covariance, 0, sizeof(double) * k * k);
+	for (uint32_t r = 0; r < pool->n_rows; r++)
+		add_outer(covariance, z_pool + (size_t) r * k, mean, k, 1.0, centred);
+	for (size_t i = 0; i < (size_t) k * k; i++)
+		covariance[i] /= pool->n_rows;
+	out->pool_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
+	out->pool_mean = hl_alloc_array(k, sizeof(float));
+	if (whitening(covariance, k, out->pool_whitening) != 0)
+	{
+		hl_free(mean);
+		snprintf(errbuf, errlen, "eigen-decomposition of the pool covariance failed");
+		goto fail;
+	}
+	whiten_mean(out->pool_whitening, mean, k, out->pool_mean);
+	hl_free(mean);
+
+	/* Standardise by the labelled rows' own distances. */
+	distances = hl_alloc_array(labelled->n_rows, sizeof(float));
+	{
+		float	   *scratch = hl_alloc_array(k, sizeof(float));
+		double		sum = 0.0;
+
+		for (uint32_t r = 0; r < labelled->n_rows; r++)
+		{
+			distances[r] = relative_distance(out, z_labelled + (size_t) r * k, scratch);
+			sum += distances[r];
+		}
+		for (uint32_t r = 0; r < labelled->n_rows; r++)
+			moment += (distances[r] - sum / labelled->n_rows) * (distances[r] - sum / labelled->n_rows);
+		hl_free(scratch);
+	}
+	qsort(distances, labelled->n_rows, sizeof(float), compare_floats);
+	out->center = distances[labelled->n_rows / 2];
+	out->spread = (float) sqrt(moment / labelled->n_rows);
+	if (!(out->spread > HL_NOVELTY_MIN_SPREAD))
+		out->spread = HL_NOVELTY_MIN_SPREAD;
+	hl_free(distances);
+
+	hl_free(z_pool);
+	hl_free(z_labelled);
+	hl_free(centred);
+	hl_free(covariance);
+	hl_free(class_sum);
+	hl_free(class_weight);
+	hl_free(mean_of_class);
+	return 0;
+
+fail:
+	hl_free(z_pool);
+	hl_free(z_labelled);
+	hl_free(centred);
+	hl_free(covariance);
+	hl_free(class_sum);
+	hl_free(class_weight);
+	hl_free(mean_of_class);
+	hl_novelty_free(out);
+	return -1;
+}
+
+float
+hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch)
+{
+	float	   *z = scratch;
+
+	embed(novelty->projection, novelty->dim, novelty->k, x->index, x->value, x->nnz, z);
+	return (relative_distance(novelty, z, scratch + novelty->k) - novelty->center) / novelty->spread;
+}
+
+void
+hl_novelty_free(HlNovelty *novelty)
+{
+	hl_free(novelty->projection);
+	hl_free(novelty->class_whitening);
+	hl_free(novelty->class_means);
+	hl_free(novelty->pool_whitening);
+	hl_free(novelty->pool_mean);
+	memset(novelty, 0, sizeof(*novelty));
+}

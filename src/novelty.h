@@ -1,0 +1,72 @@
+/*
+ * novelty.h
+ *		Novelty of a text: how far it lies from every labelled class,
+ *		relative to how far it lies from the pool as a whole, in a latent
+ *		semantic space of the pool (numeric core, no PostgreSQL headers).
+ *
+ * The score is the relative Mahalanobis distance of Ren et al. (2021, "A
+ * simple fix to Mahalanobis distance for improving near-OOD detection"):
+ * the squared distance to the nearest class mean under the classes' shared
+ * covariance, minus the squared distance to the pool's mean under the
+ * pool's covariance.  It is high for text in a region of the pool that no
+ * labelled class covers, such as an intent without labels so far.
+ *
+ * NOTE: only test/core/bench_core and the core tests use it so far.  The
+ * extension does not fit or store it yet (docs/calibration.md, "What was
+ * tried for out-of-scope detection").
+ */
+#ifndef HL_NOVELTY_H
+#define HL_NOVELTY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "features.h"
+
+/* Rows in compressed sparse row form: row r is row_start[r] .. row_start[r + 1] - 1. */
+typedef struct HlSparseRows
+{
+	uint32_t	n_rows;
+	const uint64_t *row_start;
+	const uint32_t *index;
+	const float *value;
+} HlSparseRows;
+
+/* A fitted novelty score. */
+typedef struct HlNovelty
+{
+	uint32_t	dim;			/* feature buckets the projection reads */
+	uint32_t	k;				/* latent dimensions */
+	uint32_t	n_means;		/* classes with at least one labelled row */
+	float	   *projection;		/* dim x k, the pool's top right singular vectors */
+	float	   *class_whitening;	/* k x k, W with W^T W the inverse within-class covariance */
+	float	   *class_means;	/* n_means x k, whitened by class_whitening */
+	float	   *pool_whitening; /* k x k, the same for the pool's covariance */
+	float	   *pool_mean;		/* k, whitened by pool_whitening */
+	float		center;			/* median distance of the labelled rows */
+	float		spread;			/* standard deviation of those distances */
+} HlNovelty;
+
+/*
+ * Fit the score: the latent space is the truncated SVD (k dimensions) of
+ * the pool rows, the class means and shared covariance come from the
+ * labelled rows (label[r] in 0 .. n_classes - 1, weight NULL meaning 1),
+ * and the pool's mean and covariance from the pool rows.  Every row's
+ * indices are below dim.  Returns 0, or -1 with a message in errbuf when
+ * there are fewer pool rows than k + 1, no labelled row, or LAPACK fails.
+ */
+extern int	hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
+						   const int32_t *label, const float *weight, uint32_t n_classes,
+						   uint32_t dim, uint32_t k, uint64_t seed, HlNovelty *out,
+						   char *errbuf, size_t errlen);
+
+/*
+ * Return the novelty of x: its relative Mahalanobis distance minus the
+ * labelled rows' median, divided by their standard deviation, so 0 is a
+ * typical labelled row.  scratch has room for 2 k floats.
+ */
+extern float hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch);
+
+extern void hl_novelty_free(HlNovelty *novelty);
+
+#endif							/* HL_NOVELTY_H */
