@@ -262,11 +262,12 @@ CREATE TYPE hl_prediction AS (
 	probability double precision,
 	entropy double precision,
 	mutual_information double precision,
-	abstain boolean
+	abstain boolean,
+	novelty double precision
 );
 
 COMMENT ON TYPE hl_prediction IS
-	'a prediction with its uncertainty: predictive entropy in nats, its epistemic part (mutual information) and whether to hand the row to a person';
+	'a prediction with its uncertainty: predictive entropy in nats, its epistemic part (mutual information), whether to hand the row to a person, and how far the text lies from the labelled classes relative to the pool (NULL unless the model option novelty is set)';
 
 CREATE FUNCTION hl_predict(name text, input text)
 RETURNS text
@@ -294,7 +295,7 @@ AS 'MODULE_PATHNAME', 'hl_classify'
 LANGUAGE C STABLE PARALLEL SAFE COST 5000;
 
 COMMENT ON FUNCTION hl_classify(text, text) IS
-	'label, probability, predictive entropy, mutual information and abstain flag of a text';
+	'label, probability, predictive entropy, mutual information, abstain flag and novelty of a text';
 
 --
 -- Evaluation and abstention

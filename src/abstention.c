@@ -159,7 +159,7 @@ hl_abstention_target_parse(JsonbValue *value, HlAbstentionTarget *target)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("abstention score \"%s\" is not known", name),
-						 errhint("Valid scores are probability, entropy and probability_mi.")));
+						 errhint("Valid scores are probability, entropy, probability_mi and probability_novelty.")));
 		}
 		else
 			ereport(ERROR,

@@ -23,7 +23,7 @@
 #include "catalog.h"
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, allow_overlap and word_classes (span models)"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, novelty (classifiers), allow_overlap and word_classes (span models)"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -195,6 +195,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	def->prior_precision = 0.0;
 	def->allow_overlap = false;
 	def->word_classes = true;
+	def->novelty = 0;
 	if (spans)
 		def->features.hash_bits = HL_SPANS_DEFAULT_HASH_BITS;
 
@@ -255,6 +256,15 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 			def->allow_overlap = hl_option_span_bool(key, &value, spans);
 		else if (strcmp(key, "word_classes") == 0)
 			def->word_classes = hl_option_span_bool(key, &value, spans);
+		else if (strcmp(key, "novelty") == 0)
+		{
+			if (spans)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"novelty\" applies only to classifiers"),
+						 errhint("Leave the option out of span models.")));
+			def->novelty = hl_option_int(key, &value, 0, HL_NOVELTY_MAX_DIMENSIONS);
+		}
 		else if (strcmp(key, "prior_precision") == 0)
 		{
 			double		lambda = hl_option_number(key, &value);

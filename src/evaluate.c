@@ -217,6 +217,9 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 	HlFitOptions options;
 	float	   *proba = palloc(sizeof(float) * data->n_classes);
 
+	float	   *novelty_scratch = training->novelty.k > 0 ?
+		palloc(sizeof(float) * 2 * training->novelty.k) : NULL;
+
 	hl_training_fit_options(def, &options);
 	hl_scored_set_alloc(out, data->n_rows, training->n_labels);
 	for (uint32 r = 0; r < data->n_rows; r++)
@@ -256,6 +259,13 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 			x.index = (uint32 *) data->index + data->row_start[r];
 			x.value = (float *) data->value + data->row_start[r];
 			hl_classifier_predict(&classifier, &x, proba, &prediction, workspace);
+
+			/*
+			 * NOTE: the novelty score was fitted with this row's label, so
+			 * the row looks a little less novel than a new one would.
+			 */
+			if (novelty_scratch != NULL)
+				prediction.novelty = hl_novelty_score(&training->novelty, &x, novelty_scratch);
 			hl_store_prediction(out, r, proba, &prediction);
 		}
 

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "model_classifier.h"
 #include "model_crf.h"
+#include "novelty.h"
 #include "span_tags.h"
 
 /* Default maximum length of a featurised text, 1MB; see humanloop.max_text_length. */
@@ -78,6 +79,7 @@ typedef struct HlModelDef
 	double		prior_precision;	/* <= 0: chosen from the data */
 	bool		allow_overlap;	/* spans: accept overlapping spans in one label */
 	bool		word_classes;	/* spans: learn word classes from the pool's text */
+	int32		novelty;		/* classifiers: latent dimensions of the novelty score, 0 for none */
 } HlModelDef;
 
 /*
@@ -101,6 +103,7 @@ typedef struct HlModel
 	HlClassifier classifier;	/* span models: the CRF's emission weights */
 	HlCrfTransitions transitions;	/* span models only */
 	HlWordClasses word_classes; /* span models: empty when none were fitted */
+	HlNovelty	novelty;		/* classifiers: k 0 when none was fitted */
 	uint32		n_labels;
 	char	  **labels;
 	HlAbstentionRule abstention;	/* of the current version, see hl_catalog_current_version */
@@ -114,6 +117,7 @@ typedef struct HlModel
 	HlSparseVec vec;
 	float	   *proba;
 	float	   *workspace;
+	float	   *novelty_scratch;
 
 	/* Scratch space of span models for tagging one sentence at a time. */
 	HlSentenceFeatures sentence;

@@ -33,13 +33,17 @@ hl_confidence(HlConfidenceScore score, const HlPrediction *prediction)
 			return -prediction->entropy;
 		case HL_SCORE_PROBABILITY_MI:
 			return prediction->probability - prediction->mutual_information;
+		case HL_SCORE_PROBABILITY_NOVELTY:
+			if (isnan(prediction->novelty))
+				return prediction->probability;
+			return prediction->probability - HL_NOVELTY_WEIGHT * prediction->novelty;
 		case HL_SCORE_PROBABILITY:
 		default:
 			return prediction->probability;
 	}
 }
 
-static const char *const score_names[] = {"probability", "entropy", "probability_mi"};
+static const char *const score_names[] = {"probability", "entropy", "probability_mi", "probability_novelty"};
 
 int
 hl_confidence_score_parse(const char *name, HlConfidenceScore *score)

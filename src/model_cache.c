@@ -69,6 +69,7 @@ hl_model_init_scratch(HlModel *model)
 	hl_sparse_init(&model->vec);
 	model->proba = palloc0(sizeof(float) * model->classifier.n_classes);
 	model->workspace = palloc0(sizeof(float) * hl_classifier_workspace_size(&model->classifier));
+	model->novelty_scratch = model->novelty.k > 0 ? palloc(sizeof(float) * 2 * model->novelty.k) : NULL;
 	hl_sentence_features_init(&model->sentence);
 	hl_tagger_output_init(&model->tagged);
 }
@@ -112,6 +113,8 @@ hl_model_copy(const HlModel *src, MemoryContext context)
 		model->transitions.pair_mean = NULL;
 		model->transitions.pair_variance = NULL;
 	}
+	if (src->novelty.k > 0)
+		hl_novelty_copy(&model->novelty, &src->novelty);
 	model->labels = palloc(sizeof(char *) * src->n_labels);
 	for (uint32 i = 0; i < src->n_labels; i++)
 		model->labels[i] = pstrdup(src->labels[i]);

@@ -1926,6 +1926,7 @@ hl_classifier_predict(const HlClassifier *model, const HlSparseVec *x,
 	out->probability = p[best];
 	out->entropy = (float) entropy(p, k);
 	out->mutual_information = (float) fmax(out->entropy - mean_h, 0.0);
+	out->novelty = NAN;
 	if (proba != NULL)
 		memcpy(proba, p, k * sizeof(float));
 }

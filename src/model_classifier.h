@@ -98,6 +98,7 @@ typedef struct HlPrediction
 	float		probability;
 	float		entropy;			/* of the predictive distribution, nats */
 	float		mutual_information; /* epistemic part, nats */
+	float		novelty;		/* see novelty.h; NaN when the model has none */
 } HlPrediction;
 
 extern void hl_fit_options_default(HlFitOptions *options);

@@ -156,6 +156,18 @@ relative_distance(const HlNovelty *novelty, const float *z, float *scratch)
 	return nearest - to_pool;
 }
 
+/* Free the arrays of a score still being fitted, each allocated on its own. */
+static void
+free_parts(HlNovelty *novelty)
+{
+	hl_free(novelty->projection);
+	hl_free(novelty->class_whitening);
+	hl_free(novelty->class_means);
+	hl_free(novelty->pool_whitening);
+	hl_free(novelty->pool_mean);
+	memset(novelty, 0, sizeof(*novelty));
+}
+
 static int
 compare_floats(const void *a, const void *b)
 {
@@ -203,7 +215,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 							  HL_NOVELTY_OVERSAMPLING, HL_NOVELTY_POWER_ITERATIONS, seed,
 							  out->projection, NULL, errbuf, errlen) != 0)
 	{
-		hl_novelty_free(out);
+		free_parts(out);
 		return -1;
 	}
 	z_pool = embed_rows(out->projection, dim, k, pool);
@@ -308,6 +320,15 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	hl_free(class_sum);
 	hl_free(class_weight);
 	hl_free(mean_of_class);
+
+	/* One allocation in the end, as a copy and a stored version have. */
+	{
+		HlNovelty	fitted;
+
+		hl_novelty_copy(&fitted, out);
+		free_parts(out);
+		*out = fitted;
+	}
 	return 0;
 
 fail:
@@ -318,7 +339,7 @@ fail:
 	hl_free(class_sum);
 	hl_free(class_weight);
 	hl_free(mean_of_class);
-	hl_novelty_free(out);
+	free_parts(out);
 	return -1;
 }
 
@@ -331,13 +352,42 @@ hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch)
 	return (relative_distance(novelty, z, scratch + novelty->k) - novelty->center) / novelty->spread;
 }
 
+uint64_t
+hl_novelty_floats(uint32_t dim, uint32_t k, uint32_t n_means)
+{
+	return (uint64_t) dim * k + 2 * (uint64_t) k * k + (uint64_t) n_means * k + k;
+}
+
+void
+hl_novelty_point(HlNovelty *novelty, float *floats)
+{
+	uint32_t	k = novelty->k;
+
+	novelty->projection = floats;
+	novelty->class_whitening = novelty->projection + (size_t) novelty->dim * k;
+	novelty->class_means = novelty->class_whitening + (size_t) k * k;
+	novelty->pool_whitening = novelty->class_means + (size_t) novelty->n_means * k;
+	novelty->pool_mean = novelty->pool_whitening + (size_t) k * k;
+}
+
+void
+hl_novelty_copy(HlNovelty *dst, const HlNovelty *src)
+{
+	uint32_t	k = src->k;
+	float	   *floats = hl_alloc_array(hl_novelty_floats(src->dim, k, src->n_means), sizeof(float));
+
+	*dst = *src;
+	hl_novelty_point(dst, floats);
+	memcpy(dst->projection, src->projection, sizeof(float) * src->dim * k);
+	memcpy(dst->class_whitening, src->class_whitening, sizeof(float) * k * k);
+	memcpy(dst->class_means, src->class_means, sizeof(float) * src->n_means * k);
+	memcpy(dst->pool_whitening, src->pool_whitening, sizeof(float) * k * k);
+	memcpy(dst->pool_mean, src->pool_mean, sizeof(float) * k);
+}
+
 void
 hl_novelty_free(HlNovelty *novelty)
 {
 	hl_free(novelty->projection);
-	hl_free(novelty->class_whitening);
-	hl_free(novelty->class_means);
-	hl_free(novelty->pool_whitening);
-	hl_free(novelty->pool_mean);
 	memset(novelty, 0, sizeof(*novelty));
 }

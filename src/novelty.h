@@ -11,9 +11,8 @@
  * pool's covariance.  It is high for text in a region of the pool that no
  * labelled class covers, such as an intent without labels so far.
  *
- * NOTE: only test/core/bench_core and the core tests use it so far.  The
- * extension does not fit or store it yet (docs/calibration.md, "What was
- * tried for out-of-scope detection").
+ * hl_train fits it when the model option "novelty" names its dimensions,
+ * and the abstention score probability_novelty uses it.
  */
 #ifndef HL_NOVELTY_H
 #define HL_NOVELTY_H
@@ -32,7 +31,10 @@ typedef struct HlSparseRows
 	const float *value;
 } HlSparseRows;
 
-/* A fitted novelty score. */
+/* Largest number of latent dimensions a novelty score may have. */
+#define HL_NOVELTY_MAX_DIMENSIONS 256
+
+/* A fitted novelty score; k 0 means none. */
 typedef struct HlNovelty
 {
 	uint32_t	dim;			/* feature buckets the projection reads */
@@ -67,6 +69,16 @@ extern int	hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled
  */
 extern float hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch);
 
+/* Return the number of floats of a score's arrays (projection to pool_mean). */
+extern uint64_t hl_novelty_floats(uint32_t dim, uint32_t k, uint32_t n_means);
+
+/* Copy the arrays of src into one new allocation of dst. */
+extern void hl_novelty_copy(HlNovelty *dst, const HlNovelty *src);
+
+/* Point the arrays of novelty (dim, k and n_means set) at consecutive floats. */
+extern void hl_novelty_point(HlNovelty *novelty, float *floats);
+
+/* Free a score that hl_novelty_fit or hl_novelty_copy allocated. */
 extern void hl_novelty_free(HlNovelty *novelty);
 
 #endif							/* HL_NOVELTY_H */

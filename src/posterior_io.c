@@ -15,6 +15,10 @@
  *	classes	 span models with word classes (task code 4) only: uint32 n_words
  *			 and uint32 levels, n_words uint64 word hashes in increasing order,
  *			 then n_words * levels uint16 classes, padded with zeros to 4 bytes
+ *	novelty	 classifiers with a novelty score (task code 5) only: uint32 k,
+ *			 uint32 n_means, float center, float spread, then the floats of
+ *			 projection, class_whitening, class_means, pool_whitening and
+ *			 pool_mean (novelty.h)
  *
  * The payload (everything after the header) is protected by payload_crc.
  *
@@ -45,12 +49,14 @@
 /*
  * Task codes of the header.  Span posteriors of code 2 held a per-token
  * classifier without transitions; this build rejects them with a hint to
- * retrain.  Code 4 is a CRF (code 3) followed by word classes.
+ * retrain.  Code 4 is a CRF (code 3) followed by word classes, and code 5
+ * a classifier (code 1) followed by a novelty score.
  */
 #define HL_FILE_CLASSIFICATION 1
 #define HL_FILE_SPANS_PER_TOKEN 2
 #define HL_FILE_SPANS_CRF 3
 #define HL_FILE_SPANS_CRF_CLASSES 4
+#define HL_FILE_CLASSIFICATION_NOVELTY 5
 
 typedef struct HlPosteriorHeader
 {
@@ -114,13 +120,23 @@ hl_word_classes_bytes(uint64 n_words)
 					 n_words * HL_WORD_CLASS_LEVELS * sizeof(uint16));
 }
 
+/* Return the bytes of a novelty section, or false on overflow. */
+static bool
+hl_novelty_bytes(uint32 dim, uint32 k, uint32 n_means, uint64 *bytes)
+{
+	if (k > HL_NOVELTY_MAX_DIMENSIONS || n_means > HL_MAX_CLASSES)
+		return false;
+	*bytes = 4 * sizeof(uint32) + sizeof(float) * hl_novelty_floats(dim, k, n_means);
+	return true;
+}
+
 /* Serialise a full posterior of task code task; see hl_posterior_serialize. */
 static bytea *
 hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 							const float *idf, const HlClassifier *classifier,
 							const HlCrfTransitions *transitions,
 							char **labels, uint32 n_labels,
-							const HlWordClasses *classes)
+							const HlWordClasses *classes, const HlNovelty *novelty)
 {
 	HlPosteriorHeader header;
 	uint64		float_bytes;
@@ -138,6 +154,9 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 	labels_bytes = TYPEALIGN(4, labels_bytes);
 	if (task == HL_FILE_SPANS_CRF_CLASSES)
 		classes_bytes = hl_word_classes_bytes(classes->n_words);
+	if (task == HL_FILE_CLASSIFICATION_NOVELTY &&
+		!hl_novelty_bytes(novelty->dim, novelty->k, novelty->n_means, &classes_bytes))
+		elog(ERROR, "novelty score of %u dimensions is too large to store", novelty->k);
 
 	if (!hl_payload_float_bytes(task, classifier->dim, classifier->n_classes, &float_bytes) ||
 		float_bytes + labels_bytes + classes_bytes + sizeof(header) + VARHDRSZ > MaxAllocHugeSize)
@@ -197,6 +216,26 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 		p += sizeof(uint64) * classes->n_words;
 		memcpy(p, classes->word_class, sizeof(uint16) * classes->n_words * levels);
 	}
+	if (task == HL_FILE_CLASSIFICATION_NOVELTY)
+	{
+		uint32		k = novelty->k;
+
+		p = payload + float_bytes + labels_bytes;
+		memcpy(p, &novelty->k, sizeof(uint32));
+		memcpy(p + sizeof(uint32), &novelty->n_means, sizeof(uint32));
+		memcpy(p + 2 * sizeof(uint32), &novelty->center, sizeof(float));
+		memcpy(p + 3 * sizeof(uint32), &novelty->spread, sizeof(float));
+		p += 4 * sizeof(uint32);
+		memcpy(p, novelty->projection, sizeof(float) * novelty->dim * k);
+		p += sizeof(float) * novelty->dim * k;
+		memcpy(p, novelty->class_whitening, sizeof(float) * k * k);
+		p += sizeof(float) * k * k;
+		memcpy(p, novelty->class_means, sizeof(float) * novelty->n_means * k);
+		p += sizeof(float) * novelty->n_means * k;
+		memcpy(p, novelty->pool_whitening, sizeof(float) * k * k);
+		p += sizeof(float) * k * k;
+		memcpy(p, novelty->pool_mean, sizeof(float) * k);
+	}
 
 	memset(&header, 0, sizeof(header));
 	header.magic = HL_POSTERIOR_MAGIC;
@@ -221,10 +260,15 @@ hl_posterior_serialize_task(uint32 task, const HlFeatureConfig *features,
 
 bytea *
 hl_posterior_serialize(const HlFeatureConfig *features, const float *idf,
-					   const HlClassifier *classifier, char **labels, uint32 n_labels)
+					   const HlClassifier *classifier, char **labels, uint32 n_labels,
+					   const HlNovelty *novelty)
 {
-	return hl_posterior_serialize_task(HL_FILE_CLASSIFICATION, features, idf,
-									   classifier, NULL, labels, n_labels, NULL);
+	bool		with_novelty = novelty != NULL && novelty->k > 0;
+
+	Assert(!with_novelty || novelty->dim == classifier->dim);
+	return hl_posterior_serialize_task(with_novelty ? HL_FILE_CLASSIFICATION_NOVELTY : HL_FILE_CLASSIFICATION,
+									   features, idf, classifier, NULL, labels, n_labels, NULL,
+									   novelty);
 }
 
 bytea *
@@ -238,7 +282,7 @@ hl_posterior_serialize_spans(const HlFeatureConfig *features, const float *idf,
 	return hl_posterior_serialize_task(classes != NULL && classes->n_words > 0 ?
 									   HL_FILE_SPANS_CRF_CLASSES : HL_FILE_SPANS_CRF,
 									   features, idf, classifier, transitions,
-									   labels, n_labels, classes);
+									   labels, n_labels, classes, NULL);
 }
 
 /* Raise the error for a damaged posterior. */
@@ -286,6 +330,26 @@ hl_word_classes_read(const char *section, HlModel *model, const char *what)
 	}
 }
 
+/*
+ * Point model->novelty into the novelty section at section, which is 4-byte
+ * aligned, and check its center and spread.  Its size was checked with the
+ * payload's.
+ */
+static void
+hl_novelty_read(const char *section, HlModel *model, const char *what)
+{
+	HlNovelty  *novelty = &model->novelty;
+
+	novelty->dim = model->classifier.dim;
+	memcpy(&novelty->k, section, sizeof(uint32));
+	memcpy(&novelty->n_means, section + sizeof(uint32), sizeof(uint32));
+	memcpy(&novelty->center, section + 2 * sizeof(uint32), sizeof(float));
+	memcpy(&novelty->spread, section + 3 * sizeof(uint32), sizeof(float));
+	if (!isfinite(novelty->center) || !(isfinite(novelty->spread) && novelty->spread > 0))
+		hl_posterior_damaged(what, "Its novelty score has an invalid center or spread.");
+	hl_novelty_point(novelty, (float *) (section + 4 * sizeof(uint32)));
+}
+
 void
 hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 {
@@ -327,9 +391,9 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 				 errdetail("Span models are now linear-chain CRFs."),
 				 errhint("Train a new version with hl_train.")));
 	if (header.task != HL_FILE_CLASSIFICATION && header.task != HL_FILE_SPANS_CRF &&
-		header.task != HL_FILE_SPANS_CRF_CLASSES)
+		header.task != HL_FILE_SPANS_CRF_CLASSES && header.task != HL_FILE_CLASSIFICATION_NOVELTY)
 		hl_posterior_damaged(what, psprintf("Its task code %u is unknown.", header.task));
-	spans = header.task != HL_FILE_CLASSIFICATION;
+	spans = header.task == HL_FILE_SPANS_CRF || header.task == HL_FILE_SPANS_CRF_CLASSES;
 
 	/* Sizes, each checked against the others and against the bytea. */
 	message = hl_feature_config_check(&header.features);
@@ -338,7 +402,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	if (header.dim != (UINT32_C(1) << header.features.hash_bits))
 		hl_posterior_damaged(what, psprintf("It has %u features, but its settings give %u.",
 											header.dim, UINT32_C(1) << header.features.hash_bits));
-	if (header.task == HL_FILE_CLASSIFICATION &&
+	if (!spans &&
 		(header.n_classes < 2 || header.n_classes > HL_MAX_CLASSES ||
 		 header.n_labels < 1 || header.n_labels > header.n_classes ||
 		 header.n_labels + 1 < header.n_classes))
@@ -369,6 +433,20 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 			hl_posterior_damaged(what, "Its word classes have no valid word count.");
 		classes_bytes = hl_word_classes_bytes(n_words);
 	}
+
+	/* So does the novelty section's from its dimensions and class means. */
+	if (header.task == HL_FILE_CLASSIFICATION_NOVELTY)
+	{
+		uint64		offset = sizeof(header) + float_bytes + header.labels_bytes;
+		uint32		counts[2] = {0, 0};
+
+		if (offset + sizeof(counts) <= size)
+			memcpy(counts, VARDATA_ANY(blob) + offset, sizeof(counts));
+		if (offset + sizeof(counts) > size || counts[0] == 0 || counts[1] == 0 ||
+			counts[1] > header.n_classes ||
+			!hl_novelty_bytes(header.dim, counts[0], counts[1], &classes_bytes))
+			hl_posterior_damaged(what, "Its novelty score has no valid dimensions.");
+	}
 	if (header.payload_bytes != float_bytes + header.labels_bytes + classes_bytes ||
 		size != sizeof(header) + header.payload_bytes)
 		hl_posterior_damaged(what, psprintf("Its sizes do not add up: %llu bytes in all, %llu of payload.",
@@ -398,6 +476,7 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 	model->classifier.covariance_precision = header.covariance_precision;
 	memset(&model->transitions, 0, sizeof(model->transitions));
 	memset(&model->word_classes, 0, sizeof(model->word_classes));
+	memset(&model->novelty, 0, sizeof(model->novelty));
 	if (spans)
 	{
 		model->transitions.n_tags = header.n_classes;
@@ -424,6 +503,8 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 		hl_posterior_damaged(what, "Its temperature is not a positive number.");
 	if (header.task == HL_FILE_SPANS_CRF_CLASSES)
 		hl_word_classes_read(payload + float_bytes + header.labels_bytes, model, what);
+	if (header.task == HL_FILE_CLASSIFICATION_NOVELTY)
+		hl_novelty_read(payload + float_bytes + header.labels_bytes, model, what);
 }
 
 #define HL_PATCH_MAGIC 0x54504c48		/* "HLPT" read as little-endian */

@@ -8,13 +8,15 @@
 #include "humanloop.h"
 
 /*
- * Serialise the featuriser settings, idf vector, posterior and label names
- * into a new bytea in the current memory context.
+ * Serialise the featuriser settings, idf vector, posterior, label names and
+ * novelty score (NULL or k 0 for none) into a new bytea in the current
+ * memory context.
  */
 extern bytea *hl_posterior_serialize(const HlFeatureConfig *features,
 									 const float *idf,
 									 const HlClassifier *classifier,
-									 char **labels, uint32 n_labels);
+									 char **labels, uint32 n_labels,
+									 const HlNovelty *novelty);
 
 /*
  * Serialise a span model: the featuriser settings (only hash_bits is used),

@@ -126,7 +126,7 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("abstention score \"%s\" is not known", score),
-					 errhint("Valid scores are probability, entropy and probability_mi.")));
+					 errhint("Valid scores are probability, entropy, probability_mi and probability_novelty.")));
 	}
 	if (target.folds < 2)
 		ereport(ERROR,

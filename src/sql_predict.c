@@ -9,6 +9,8 @@
  */
 #include "compat.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -135,7 +137,8 @@ hl_predict_proba(PG_FUNCTION_ARGS)
 
 /*
  * hl_classify(name, input) returns hl_prediction: label, probability,
- * entropy, mutual information and abstain
+ * entropy, mutual information, abstain and novelty (NULL without a
+ * novelty score)
  */
 Datum
 hl_classify(PG_FUNCTION_ARGS)
@@ -143,8 +146,8 @@ hl_classify(PG_FUNCTION_ARGS)
 	HlPrediction prediction;
 	HlModel    *model;
 	TupleDesc	tupdesc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -156,6 +159,8 @@ hl_classify(PG_FUNCTION_ARGS)
 	values[2] = Float8GetDatum(prediction.entropy);
 	values[3] = Float8GetDatum(prediction.mutual_information);
 	values[4] = BoolGetDatum(hl_abstain(&model->abstention, &prediction));
+	values[5] = Float8GetDatum(prediction.novelty);
+	nulls[5] = isnan(prediction.novelty);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

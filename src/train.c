@@ -56,6 +56,14 @@
 #define HL_FETCH_ROWS 1000
 #define HL_TRAIN_SEED 20261204
 
+/*
+ * Rows of the relation the novelty score is fitted on, and the seed of its
+ * SVD.  NOTE: these are the first rows in id order, not a sample, so a
+ * larger relation's later rows do not shape the score.
+ */
+#define HL_NOVELTY_MAX_POOL_ROWS 50000
+#define HL_NOVELTY_SEED 42
+
 /* Labelled rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTrainingSet
 {
@@ -253,11 +261,12 @@ hl_training_add_item(HlTrainingSet *set, HlLabelSet *labels,
 
 /*
  * Read every row of the model's relation: count document frequencies and
- * keep the labelled rows' term counts.
+ * keep the labelled rows' term counts, and when pool is not NULL the term
+ * counts of the first HL_NOVELTY_MAX_POOL_ROWS rows, labelled or not.
  */
 static void
 hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
-				 HlTrainingSet *set, HlLabelSet *labels)
+				 HlTrainingSet *set, HlLabelSet *labels, HlTrainingSet *pool)
 {
 	MemoryContext train_context = CurrentMemoryContext;
 	MemoryContext row_context;
@@ -308,6 +317,8 @@ hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
 			hl_featurize_counts(featurizer, body, len, &counts);
 			hl_df_accumulate(df, &counts);
 			set->n_docs++;
+			if (pool != NULL && pool->n_rows < HL_NOVELTY_MAX_POOL_ROWS)
+				hl_training_append(pool, &counts, 0, 1.0f, 0);
 
 			item_labels = SPI_getbinval(tuple, desc, 3, &isnull);
 			if (!isnull)
@@ -330,6 +341,53 @@ hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
 	SPI_finish();
 	MemoryContextDelete(row_context);
 	hl_sparse_free(&counts);
+}
+
+/*
+ * Fit the novelty score of def on the pool's rows and the labelled rows of
+ * set, or leave it empty with a NOTICE when the pool is too small.
+ */
+static void
+hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet *pool,
+						const float *idf, uint32 dim, uint32 n_classes, HlNovelty *novelty)
+{
+	HlSparseRows pool_rows;
+	HlSparseRows labelled_rows;
+	char		errbuf[256];
+
+	if (pool->n_rows <= (uint32) def->novelty)
+	{
+		ereport(NOTICE,
+				(errmsg("model \"%s\" has no novelty score because its relation has only %u rows",
+						def->name, pool->n_rows),
+				 errdetail("A novelty score of %d dimensions needs more rows than dimensions.",
+						   def->novelty),
+				 errhint("Lower the model option \"novelty\", or add rows.")));
+		return;
+	}
+	for (uint32 r = 0; r < pool->n_rows; r++)
+	{
+		HlSparseVec row;
+
+		row.nnz = (uint32) (pool->row_start[r + 1] - pool->row_start[r]);
+		row.capacity = row.nnz;
+		row.index = pool->index + pool->row_start[r];
+		row.value = pool->value + pool->row_start[r];
+		hl_tfidf_apply(idf, &row);
+	}
+	pool_rows.n_rows = pool->n_rows;
+	pool_rows.row_start = pool->row_start;
+	pool_rows.index = pool->index;
+	pool_rows.value = pool->value;
+	labelled_rows.n_rows = set->n_rows;
+	labelled_rows.row_start = set->row_start;
+	labelled_rows.index = set->index;
+	labelled_rows.value = set->value;
+	if (hl_novelty_fit(&pool_rows, &labelled_rows, set->label, set->weight, n_classes, dim,
+					   (uint32) def->novelty, HL_NOVELTY_SEED, novelty, errbuf, sizeof(errbuf)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not fit the novelty score of model \"%s\": %s", def->name, errbuf)));
 }
 
 /* qsort comparator for label names through an array of provisional ids. */
@@ -468,6 +526,7 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	const char *name = def->name;
 	HlFeaturizer *featurizer;
 	HlTrainingSet set;
+	HlTrainingSet pool;
 	HlLabelSet labels;
 	uint32		dim;
 	uint32		n_classes;
@@ -481,7 +540,8 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	df = palloc_extended(sizeof(uint32) * dim, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	memset(&set, 0, sizeof(set));
 	hl_labels_init(&labels);
-	hl_training_read(def, featurizer, df, &set, &labels);
+	memset(&pool, 0, sizeof(pool));
+	hl_training_read(def, featurizer, df, &set, &labels, def->novelty > 0 ? &pool : NULL);
 
 	if (set.n_items == 0)
 		ereport(ERROR,
@@ -510,6 +570,10 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 		row.value = set.value + set.row_start[i];
 		hl_tfidf_apply(idf, &row);
 	}
+
+	memset(&out->novelty, 0, sizeof(out->novelty));
+	if (def->novelty > 0)
+		hl_training_fit_novelty(def, &set, &pool, idf, dim, n_classes, &out->novelty);
 
 	out->data.n_rows = set.n_rows;
 	out->data.dim = dim;
@@ -601,7 +665,8 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	}
 
 	/* Store the new version. */
-	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels);
+	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,
+									   &training.novelty);
 	label_datums = palloc(sizeof(Datum) * training.n_labels);
 	for (uint32 k = 0; k < training.n_labels; k++)
 		label_datums[k] = CStringGetTextDatum(names[k]);
@@ -626,6 +691,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "variance_scale", report.variance_scale);
 	hl_json_number(&metrics, "iterations", report.iterations);
 	hl_json_number(&metrics, "feature_buckets", dim);
+	hl_json_number(&metrics, "novelty_dimensions", training.novelty.k);
 	hl_json_number(&metrics, "prior_chosen_rows", prior_chosen_rows);
 	appendStringInfo(&metrics, ", \"warm_start\": %s", warm ? "true" : "false");
 

@@ -30,6 +30,7 @@ typedef struct HlTrainingData
 	uint32		n_labels;
 	char	  **labels;
 	float	   *idf;
+	HlNovelty	novelty;		/* k 0 unless the model option novelty is set */
 } HlTrainingData;
 
 /*

@@ -235,7 +235,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 	{
 		depth = 0;
 		posterior = hl_posterior_serialize(&model->features, model->idf, &model->classifier,
-										   model->labels, model->n_labels);
+										   model->labels, model->n_labels, &model->novelty);
 	}
 	else
 		posterior = hl_posterior_serialize_patch(&model->classifier, touched, n_touched,
