@@ -279,5 +279,28 @@ ok( $node->poll_query_until('idle',
 		"SELECT labelled_rows = 5 FROM hl_models WHERE name = 'notes'"),
 	'hl_watch in another database gets the freed slot');
 
+# A fast update stores a patch over a version with a novelty score, and the
+# patched version still has the score.
+$node->safe_psql('idle', q{
+	CREATE TABLE asks (id int PRIMARY KEY, body text, label text);
+	INSERT INTO asks SELECT i,
+		   CASE i % 3 WHEN 0 THEN 'my card has not arrived, number ' || i
+					  WHEN 1 THEN 'my transfer is pending, reference ' || i
+					  ELSE 'I forgot my password, account ' || i END,
+		   CASE WHEN i <= 40 AND i % 3 < 2 THEN (ARRAY['card', 'transfer'])[i % 3 + 1] END
+	FROM generate_series(1, 300) i;
+	SELECT hl_create_model('asks', 'asks', text_column => 'body', label_column => 'label',
+						   options => '{"novelty": 8}');
+	SELECT version FROM hl_train('asks');
+	SELECT hl_watch('asks');
+	UPDATE asks SET label = 'card' WHERE id = 42;
+});
+ok( $node->poll_query_until('idle',
+		"SELECT count(*) > 0 FROM hl_model_versions WHERE name = 'asks' AND kind = 'update'"),
+	'a model with a novelty score gets a fast update');
+is( $node->safe_psql('idle',
+		"SELECT (hl_classify('asks', 'I forgot my password, account 7')).novelty > 3"),
+	't', 'the updated version scores an unlabelled kind as novel');
+
 $node->stop;
 done_testing();
