@@ -336,9 +336,10 @@ model is a4a97b2's: the temperature of the span probabilities fitted on
 held-out sentences, the full fit started from the fit without them (see
 "The model"), prior precision 0.25 and draws with a hundredth of the
 Laplace variance.  Random and the default ran three seeds in one run,
-two curves at a time on the machine's two cores.  The scikit-learn
-baseline at the top is from the run at 9b3f239 on the same day, because
-it does not use the extension.
+two curves at a time on the machine's two cores.  The full-data F1, the
+throughput and the scikit-learn baseline at the top come from one later
+run at 227cd25, which has the same model code and gave the same
+full-data F1.
 
 Random reaches 95% of the full-data F1 (0.8860) at about 3,940
 sentences, and the default at about 1,910: the default needs 0.48 of
