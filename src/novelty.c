@@ -194,6 +194,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	float	   *distances;
 	double		total = 0.0;
 	double		moment = 0.0;
+	int			status = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (pool->n_rows <= k)
@@ -261,7 +262,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	if (whitening(covariance, k, out->class_whitening) != 0)
 	{
 		snprintf(errbuf, errlen, "eigen-decomposition of the class covariance failed");
-		goto fail;
+		goto done;
 	}
 	for (uint32_t c = 0; c < n_classes; c++)
 		if (mean_of_class[c] >= 0)
@@ -286,7 +287,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	{
 		hl_free(mean);
 		snprintf(errbuf, errlen, "eigen-decomposition of the pool covariance failed");
-		goto fail;
+		goto done;
 	}
 	whiten_mean(out->pool_whitening, mean, k, out->pool_mean);
 	hl_free(mean);
@@ -312,7 +313,9 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	if (!(out->spread > HL_NOVELTY_MIN_SPREAD))
 		out->spread = HL_NOVELTY_MIN_SPREAD;
 	hl_free(distances);
+	status = 0;
 
+done:
 	hl_free(z_pool);
 	hl_free(z_labelled);
 	hl_free(centred);
@@ -322,6 +325,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	hl_free(mean_of_class);
 
 	/* One allocation in the end, as a copy and a stored version have. */
+	if (status == 0)
 	{
 		HlNovelty	fitted;
 
@@ -329,18 +333,9 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 		free_parts(out);
 		*out = fitted;
 	}
-	return 0;
-
-fail:
-	hl_free(z_pool);
-	hl_free(z_labelled);
-	hl_free(centred);
-	hl_free(covariance);
-	hl_free(class_sum);
-	hl_free(class_weight);
-	hl_free(mean_of_class);
-	free_parts(out);
-	return -1;
+	else
+		free_parts(out);
+	return status;
 }
 
 float
