@@ -68,6 +68,8 @@ SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'in
 					   options => '{"novelty": "many"}');
 SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',
 					   task => 'spans', options => '{"novelty": 8}');
+SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',
+					   options => '{"novelty": 256, "hash_bits": 20}');
 SELECT * FROM hl_set_abstention('asks', target_coverage => 0.9, score => 'novelty');
 
 SELECT hl_drop_model('asks'), hl_drop_model('asks_plain'), hl_drop_model('tiny');

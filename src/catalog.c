@@ -286,6 +286,17 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 		pfree(key);
 	}
 
+	/* The novelty score's projection has a row of floats per feature bucket. */
+	if ((UINT64CONST(1) << def->features.hash_bits) * def->novelty * sizeof(float) > HL_NOVELTY_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a novelty score of %d dimensions over %u feature buckets would take %llu MB",
+						def->novelty, 1U << def->features.hash_bits,
+						(unsigned long long) (((UINT64CONST(1) << def->features.hash_bits) * def->novelty *
+											   sizeof(float)) >> 20)),
+				 errhint("Keep it under %d MB: lower the option \"novelty\" or \"hash_bits\".",
+						 HL_NOVELTY_MAX_BYTES >> 20)));
+
 	message = hl_feature_config_check(&def->features);
 	if (message != NULL)
 		ereport(ERROR,

@@ -34,6 +34,12 @@ typedef struct HlSparseRows
 /* Largest number of latent dimensions a novelty score may have. */
 #define HL_NOVELTY_MAX_DIMENSIONS 256
 
+/*
+ * Largest projection, in bytes, a model may ask for: 128 dimensions over
+ * the classifiers' default 2^14 buckets take 8 MB.
+ */
+#define HL_NOVELTY_MAX_BYTES (256 * 1024 * 1024)
+
 /* A fitted novelty score; k 0 means none. */
 typedef struct HlNovelty
 {
