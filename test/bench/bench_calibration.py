@@ -116,7 +116,10 @@ novelty, a weight chosen on this out-of-scope test in the numeric core
 (0.1 flagged fewer rows). A text of a kind the table contains, but that no
 label covers, scores high. A text unlike anything in the table does not
 necessarily, so the score complements the probability rather than replaces
-it. The SVD costs seconds per training, so the option is off by default.
+it. The option is off by default because it costs time. On banking77
+(10,003 rows, commit 13abcd4, a 2-core machine shared with another job)
+`hl_train` took 9.5 s with `novelty` 128 against 7.0 s without, and
+`hl_classify` scored the 3,080 test texts in 0.20 s against 0.11 s.
 
 ## When to stop
 
