@@ -113,6 +113,16 @@ hl_model_copy(const HlModel *src, MemoryContext context)
 		model->transitions.pair_mean = NULL;
 		model->transitions.pair_variance = NULL;
 	}
+	if (src->word_classes.n_words > 0)
+	{
+		Size		n = src->word_classes.n_words;
+
+		model->word_classes.word = palloc(sizeof(uint64) * n);
+		memcpy(model->word_classes.word, src->word_classes.word, sizeof(uint64) * n);
+		model->word_classes.word_class = palloc(sizeof(uint16) * n * HL_WORD_CLASS_LEVELS);
+		memcpy(model->word_classes.word_class, src->word_classes.word_class,
+			   sizeof(uint16) * n * HL_WORD_CLASS_LEVELS);
+	}
 	if (src->novelty.k > 0)
 		hl_novelty_copy(&model->novelty, &src->novelty);
 	model->labels = palloc(sizeof(char *) * src->n_labels);
