@@ -53,7 +53,7 @@ FROM (VALUES ('labelled', 'my new card has not arrived yet'),
 			 ('unlabelled', 'how do I reset the banking password')) AS q (kind, body)
 GROUP BY kind ORDER BY kind;
 
--- A relation with fewer rows than dimensions gets no score, and a NOTICE.
+-- A relation with fewer rows than dimensions gets no score, and a WARNING.
 CREATE TABLE novelty_tiny (id integer PRIMARY KEY, body text, intent text);
 INSERT INTO novelty_tiny VALUES (1, 'card late', 'card'), (2, 'transfer failed', 'transfer');
 SELECT hl_create_model('tiny', 'novelty_tiny', text_column => 'body', label_column => 'intent',
@@ -66,6 +66,8 @@ SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'in
 					   options => '{"novelty": 300}');
 SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',
 					   options => '{"novelty": "many"}');
+SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',
+					   options => '{"novelty": 1}');
 SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',
 					   task => 'spans', options => '{"novelty": 8}');
 SELECT hl_create_model('bad', 'asks', text_column => 'body', label_column => 'intent',

@@ -233,6 +233,7 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 		HlDataset	subset;
 		HlClassifier classifier;
 		HlFitReport report;
+		HlNovelty	fold_novelty;
 		char		errbuf[256];
 		float	   *workspace;
 
@@ -243,6 +244,20 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not fit fold %d of model \"%s\": %s", fold + 1, def->name, errbuf)));
+
+		/* The novelty score's classes without this fold, so its rows are new to it. */
+		memset(&fold_novelty, 0, sizeof(fold_novelty));
+		if (novelty_scratch != NULL)
+		{
+			HlSparseRows rows = {subset.n_rows, subset.row_start, subset.index, subset.value};
+
+			if (hl_novelty_refit_classes(&training->novelty, &rows, subset.label, subset.weight,
+										 data->n_classes, &fold_novelty, errbuf, sizeof(errbuf)) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not fit the novelty score of fold %d of model \"%s\": %s",
+								fold + 1, def->name, errbuf)));
+		}
 		hl_fold_free(&subset);
 		hl_classifier_cache_variance(&classifier);
 		workspace = palloc(sizeof(float) * hl_classifier_workspace_size(&classifier));
@@ -260,17 +275,15 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 			x.value = (float *) data->value + data->row_start[r];
 			hl_classifier_predict(&classifier, &x, proba, &prediction, workspace);
 
-			/*
-			 * NOTE: the novelty score was fitted with this row's label, so
-			 * the row looks a little less novel than a new one would.
-			 */
 			if (novelty_scratch != NULL)
-				prediction.novelty = hl_novelty_score(&training->novelty, &x, novelty_scratch);
+				prediction.novelty = hl_novelty_score(&fold_novelty, &x, novelty_scratch);
 			hl_store_prediction(out, r, proba, &prediction);
 		}
 
 		pfree(workspace);
 		hl_classifier_free(&classifier);
+		if (fold_novelty.k > 0)
+			hl_novelty_free(&fold_novelty);
 	}
 
 	pfree(proba);

@@ -3,8 +3,9 @@
  *		Relative Mahalanobis novelty in the pool's latent semantic space.
  *
  * Rows are projected on the pool's top singular vectors and L2-normalised,
- * as in the pool embedding.  Both covariances get a small ridge, so a
- * direction in which the rows do not vary does not divide by zero.
+ * as in the pool embedding.  Both covariances are shrunk towards their
+ * mean variance, so a direction in which the labelled rows hardly vary
+ * does not make every new text look novel along it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,11 +21,17 @@
 #define HL_NOVELTY_OVERSAMPLING 10
 #define HL_NOVELTY_POWER_ITERATIONS 2
 
+/* Floor on a shrunk covariance's eigenvalues; the mean variance is about 1 / k. */
+#define HL_NOVELTY_MIN_VARIANCE 1e-8
+
+double		hl_novelty_shrinkage = HL_NOVELTY_SHRINKAGE;
+
 /*
- * Added to each covariance's diagonal.  The rows have length 1, so a
- * coordinate varies by about 1 / k, well above it for k up to a few hundred.
+ * Folds of the labelled rows whose out-of-fold distances standardise the
+ * score, and the fewest rows that use them (fewer use in-sample ones).
  */
-#define HL_NOVELTY_RIDGE 1e-4
+#define HL_NOVELTY_FOLDS 5
+#define HL_NOVELTY_MIN_FOLD_ROWS 2
 
 /* Smallest spread the score divides by. */
 #define HL_NOVELTY_MIN_SPREAD 1e-6f
@@ -66,8 +73,9 @@ embed_rows(const float *projection, uint32_t dim, uint32_t k, const HlSparseRows
 }
 
 /*
- * Turn covariance (k x k, with the ridge added here) into its whitening W,
- * row-major, so that |W v|^2 = v^T covariance^-1 v.  Returns LAPACK's info.
+ * Shrink covariance (k x k) towards its mean variance and turn it into its
+ * whitening W, row-major, so that |W v|^2 = v^T covariance^-1 v.  Returns
+ * LAPACK's info.
  */
 static int
 whitening(double *covariance, uint32_t k, float *w)
@@ -78,9 +86,14 @@ whitening(double *covariance, uint32_t k, float *w)
 	double		work_size;
 	double	   *work;
 	double	   *eigenvalues = hl_alloc_array(k, sizeof(double));
+	double		mean_variance = 0.0;
 
 	for (uint32_t j = 0; j < k; j++)
-		covariance[(size_t) j * k + j] += HL_NOVELTY_RIDGE;
+		mean_variance += covariance[(size_t) j * k + j] / k;
+	for (size_t i = 0; i < (size_t) k * k; i++)
+		covariance[i] *= 1.0 - hl_novelty_shrinkage;
+	for (uint32_t j = 0; j < k; j++)
+		covariance[(size_t) j * k + j] += hl_novelty_shrinkage * mean_variance;
 	dsyev_("V", "U", &n, covariance, &n, eigenvalues, &work_size, &lwork, &info, 1, 1);
 	lwork = (int) work_size;
 	if (lwork < 3 * n)
@@ -93,7 +106,7 @@ whitening(double *covariance, uint32_t k, float *w)
 	if (info == 0)
 		for (uint32_t j = 0; j < k; j++)
 		{
-			double		scale = 1.0 / sqrt(fmax(eigenvalues[j], HL_NOVELTY_RIDGE));
+			double		scale = 1.0 / sqrt(fmax(eigenvalues[j], HL_NOVELTY_MIN_VARIANCE));
 
 			for (uint32_t i = 0; i < k; i++)
 				w[(size_t) j * k + i] = (float) (covariance[(size_t) j * k + i] * scale);
@@ -168,6 +181,115 @@ free_parts(HlNovelty *novelty)
 	memset(novelty, 0, sizeof(*novelty));
 }
 
+/* Move a fitted score's parts into one allocation, as a copy and a stored version have. */
+static void
+consolidate(HlNovelty *novelty)
+{
+	HlNovelty	whole;
+
+	hl_novelty_copy(&whole, novelty);
+	free_parts(novelty);
+	*novelty = whole;
+}
+
+/*
+ * Fit the class part of out (class_whitening, class_means, n_means) to the
+ * embedded rows z whose use[r] is set (use NULL: every row).  Returns
+ * LAPACK's info.
+ */
+static int
+fit_classes(const float *z, uint32_t n_rows, const int32_t *label, const float *weight,
+			const uint8_t *use, uint32_t n_classes, uint32_t k, HlNovelty *out)
+{
+	double	   *class_sum = hl_alloc_array((size_t) n_classes * k, sizeof(double));
+	double	   *class_weight = hl_alloc_array(n_classes, sizeof(double));
+	int32_t    *mean_of_class = hl_alloc_array(n_classes, sizeof(int32_t));
+	double	   *covariance = hl_alloc_array((size_t) k * k, sizeof(double));
+	double	   *centred = hl_alloc_array(k, sizeof(double));
+	double		total = 0.0;
+	int			info;
+
+	/* Class means, over the classes that have rows. */
+	for (uint32_t r = 0; r < n_rows; r++)
+	{
+		double		w = weight ? weight[r] : 1.0;
+
+		if (use != NULL && !use[r])
+			continue;
+		class_weight[label[r]] += w;
+		for (uint32_t j = 0; j < k; j++)
+			class_sum[(size_t) label[r] * k + j] += w * z[(size_t) r * k + j];
+	}
+	out->n_means = 0;
+	for (uint32_t c = 0; c < n_classes; c++)
+	{
+		mean_of_class[c] = -1;
+		if (class_weight[c] <= 0.0)
+			continue;
+		mean_of_class[c] = (int32_t) out->n_means++;
+		for (uint32_t j = 0; j < k; j++)
+			class_sum[(size_t) c * k + j] /= class_weight[c];
+	}
+
+	/* The shared within-class covariance and its whitening. */
+	for (uint32_t r = 0; r < n_rows; r++)
+	{
+		double		w = weight ? weight[r] : 1.0;
+
+		if (use != NULL && !use[r])
+			continue;
+		add_outer(covariance, z + (size_t) r * k, class_sum + (size_t) label[r] * k, k, w, centred);
+		total += w;
+	}
+	for (size_t i = 0; i < (size_t) k * k; i++)
+		covariance[i] /= total > 0.0 ? total : 1.0;
+	out->class_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
+	out->class_means = hl_alloc_array((size_t) (out->n_means > 0 ? out->n_means : 1) * k, sizeof(float));
+	info = whitening(covariance, k, out->class_whitening);
+	if (info == 0)
+		for (uint32_t c = 0; c < n_classes; c++)
+			if (mean_of_class[c] >= 0)
+				whiten_mean(out->class_whitening, class_sum + (size_t) c * k, k,
+							out->class_means + (size_t) mean_of_class[c] * k);
+
+	hl_free(class_sum);
+	hl_free(class_weight);
+	hl_free(mean_of_class);
+	hl_free(covariance);
+	hl_free(centred);
+	return info;
+}
+
+/* Fit the pool part of out (pool_whitening, pool_mean) to the embedded pool rows z. */
+static int
+fit_pool(const float *z, uint32_t n_rows, uint32_t k, HlNovelty *out)
+{
+	double	   *mean = hl_alloc_array(k, sizeof(double));
+	double	   *covariance = hl_alloc_array((size_t) k * k, sizeof(double));
+	double	   *centred = hl_alloc_array(k, sizeof(double));
+	int			info;
+
+	for (uint32_t r = 0; r < n_rows; r++)
+		for (uint32_t j = 0; j < k; j++)
+			mean[j] += z[(size_t) r * k + j];
+	for (uint32_t j = 0; j < k; j++)
+		mean[j] /= n_rows;
+	for (uint32_t r = 0; r < n_rows; r++)
+		add_outer(covariance, z + (size_t) r * k, mean, k, 1.0, centred);
+	for (size_t i = 0; i < (size_t) k * k; i++)
+		covariance[i] /= n_rows;
+	out->pool_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
+	out->pool_mean = hl_alloc_array(k, sizeof(float));
+	info = whitening(covariance, k, out->pool_whitening);
+	if (info == 0)
+		whiten_mean(out->pool_whitening, mean, k, out->pool_mean);
+
+	hl_free(mean);
+	hl_free(covariance);
+	hl_free(centred);
+	return info;
+}
+
 static int
 compare_floats(const void *a, const void *b)
 {
@@ -175,6 +297,63 @@ compare_floats(const void *a, const void *b)
 	float		y = *(const float *) b;
 
 	return (x > y) - (x < y);
+}
+
+/*
+ * Set out's center and spread from the distances of the labelled rows,
+ * each measured by class parts fitted without its fold, so that 0 is a
+ * typical new text of a labelled class.  With few rows the distances are
+ * in-sample.  out's class and pool parts must be fitted.
+ */
+static int
+standardise(const float *z, uint32_t n_rows, const int32_t *label, const float *weight,
+			uint32_t n_classes, HlNovelty *out)
+{
+	uint32_t	k = out->k;
+	float	   *distances = hl_alloc_array(n_rows, sizeof(float));
+	float	   *scratch = hl_alloc_array(k, sizeof(float));
+	uint8_t    *use = hl_alloc_array(n_rows, sizeof(uint8_t));
+	double		sum = 0.0;
+	double		moment = 0.0;
+	int			info = 0;
+
+	if (n_rows < HL_NOVELTY_FOLDS * HL_NOVELTY_MIN_FOLD_ROWS)
+	{
+		for (uint32_t r = 0; r < n_rows; r++)
+			distances[r] = relative_distance(out, z + (size_t) r * k, scratch);
+	}
+	else
+	{
+		for (uint32_t fold = 0; fold < HL_NOVELTY_FOLDS && info == 0; fold++)
+		{
+			HlNovelty	fold_part = *out;
+
+			for (uint32_t r = 0; r < n_rows; r++)
+				use[r] = r % HL_NOVELTY_FOLDS != fold;
+			info = fit_classes(z, n_rows, label, weight, use, n_classes, k, &fold_part);
+			for (uint32_t r = fold; r < n_rows && info == 0; r += HL_NOVELTY_FOLDS)
+				distances[r] = relative_distance(&fold_part, z + (size_t) r * k, scratch);
+			hl_free(fold_part.class_whitening);
+			hl_free(fold_part.class_means);
+		}
+	}
+
+	if (info == 0)
+	{
+		for (uint32_t r = 0; r < n_rows; r++)
+			sum += distances[r];
+		for (uint32_t r = 0; r < n_rows; r++)
+			moment += (distances[r] - sum / n_rows) * (distances[r] - sum / n_rows);
+		qsort(distances, n_rows, sizeof(float), compare_floats);
+		out->center = distances[n_rows / 2];
+		out->spread = (float) sqrt(moment / n_rows);
+		if (!(out->spread > HL_NOVELTY_MIN_SPREAD))
+			out->spread = HL_NOVELTY_MIN_SPREAD;
+	}
+	hl_free(distances);
+	hl_free(scratch);
+	hl_free(use);
+	return info;
 }
 
 int
@@ -185,16 +364,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 {
 	float	   *z_pool;
 	float	   *z_labelled;
-	double	   *class_sum;
-	double	   *class_weight;
-	double	   *covariance;
-	double	   *mean;
-	double	   *centred;
-	int32_t    *mean_of_class;
-	float	   *distances;
-	double		total = 0.0;
-	double		moment = 0.0;
-	int			status = -1;
+	int			status = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (pool->n_rows <= k)
@@ -221,121 +391,55 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	}
 	z_pool = embed_rows(out->projection, dim, k, pool);
 	z_labelled = embed_rows(out->projection, dim, k, labelled);
-	centred = hl_alloc_array(k, sizeof(double));
-	covariance = hl_alloc_array((size_t) k * k, sizeof(double));
 
-	/* Class means, over the classes that have rows. */
-	class_sum = hl_alloc_array((size_t) n_classes * k, sizeof(double));
-	class_weight = hl_alloc_array(n_classes, sizeof(double));
-	mean_of_class = hl_alloc_array(n_classes, sizeof(int32_t));
-	for (uint32_t r = 0; r < labelled->n_rows; r++)
+	/* The pool's Gaussian, the out-of-fold standardisation, then the classes of every row. */
+	if (fit_pool(z_pool, pool->n_rows, k, out) != 0 ||
+		standardise(z_labelled, labelled->n_rows, label, weight, n_classes, out) != 0 ||
+		fit_classes(z_labelled, labelled->n_rows, label, weight, NULL, n_classes, k, out) != 0)
 	{
-		double		w = weight ? weight[r] : 1.0;
-
-		class_weight[label[r]] += w;
-		for (uint32_t j = 0; j < k; j++)
-			class_sum[(size_t) label[r] * k + j] += w * z_labelled[(size_t) r * k + j];
-	}
-	for (uint32_t c = 0; c < n_classes; c++)
-	{
-		mean_of_class[c] = -1;
-		if (class_weight[c] <= 0.0)
-			continue;
-		mean_of_class[c] = (int32_t) out->n_means++;
-		for (uint32_t j = 0; j < k; j++)
-			class_sum[(size_t) c * k + j] /= class_weight[c];
+		snprintf(errbuf, errlen, "eigen-decomposition of a covariance failed");
+		status = -1;
 	}
 
-	/* The shared within-class covariance and its whitening. */
-	for (uint32_t r = 0; r < labelled->n_rows; r++)
-	{
-		double		w = weight ? weight[r] : 1.0;
-
-		add_outer(covariance, z_labelled + (size_t) r * k, class_sum + (size_t) label[r] * k,
-				  k, w, centred);
-		total += w;
-	}
-	for (size_t i = 0; i < (size_t) k * k; i++)
-		covariance[i] /= total;
-	out->class_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
-	out->class_means = hl_alloc_array((size_t) (out->n_means > 0 ? out->n_means : 1) * k, sizeof(float));
-	if (whitening(covariance, k, out->class_whitening) != 0)
-	{
-		snprintf(errbuf, errlen, "eigen-decomposition of the class covariance failed");
-		goto done;
-	}
-	for (uint32_t c = 0; c < n_classes; c++)
-		if (mean_of_class[c] >= 0)
-			whiten_mean(out->class_whitening, class_sum + (size_t) c * k, k,
-						out->class_means + (size_t) mean_of_class[c] * k);
-
-	/* The pool's mean, covariance and whitening. */
-	mean = hl_alloc_array(k, sizeof(double));
-	for (uint32_t r = 0; r < pool->n_rows; r++)
-		for (uint32_t j = 0; j < k; j++)
-			mean[j] += z_pool[(size_t) r * k + j];
-	for (uint32_t j = 0; j < k; j++)
-		mean[j] /= pool->n_rows;
-	memset(covariance, 0, sizeof(double) * k * k);
-	for (uint32_t r = 0; r < pool->n_rows; r++)
-		add_outer(covariance, z_pool + (size_t) r * k, mean, k, 1.0, centred);
-	for (size_t i = 0; i < (size_t) k * k; i++)
-		covariance[i] /= pool->n_rows;
-	out->pool_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
-	out->pool_mean = hl_alloc_array(k, sizeof(float));
-	if (whitening(covariance, k, out->pool_whitening) != 0)
-	{
-		hl_free(mean);
-		snprintf(errbuf, errlen, "eigen-decomposition of the pool covariance failed");
-		goto done;
-	}
-	whiten_mean(out->pool_whitening, mean, k, out->pool_mean);
-	hl_free(mean);
-
-	/* Standardise by the labelled rows' own distances. */
-	distances = hl_alloc_array(labelled->n_rows, sizeof(float));
-	{
-		float	   *scratch = hl_alloc_array(k, sizeof(float));
-		double		sum = 0.0;
-
-		for (uint32_t r = 0; r < labelled->n_rows; r++)
-		{
-			distances[r] = relative_distance(out, z_labelled + (size_t) r * k, scratch);
-			sum += distances[r];
-		}
-		for (uint32_t r = 0; r < labelled->n_rows; r++)
-			moment += (distances[r] - sum / labelled->n_rows) * (distances[r] - sum / labelled->n_rows);
-		hl_free(scratch);
-	}
-	qsort(distances, labelled->n_rows, sizeof(float), compare_floats);
-	out->center = distances[labelled->n_rows / 2];
-	out->spread = (float) sqrt(moment / labelled->n_rows);
-	if (!(out->spread > HL_NOVELTY_MIN_SPREAD))
-		out->spread = HL_NOVELTY_MIN_SPREAD;
-	hl_free(distances);
-	status = 0;
-
-done:
 	hl_free(z_pool);
 	hl_free(z_labelled);
-	hl_free(centred);
-	hl_free(covariance);
-	hl_free(class_sum);
-	hl_free(class_weight);
-	hl_free(mean_of_class);
-
-	/* One allocation in the end, as a copy and a stored version have. */
 	if (status == 0)
-	{
-		HlNovelty	fitted;
-
-		hl_novelty_copy(&fitted, out);
-		free_parts(out);
-		*out = fitted;
-	}
+		consolidate(out);
 	else
 		free_parts(out);
 	return status;
+}
+
+int
+hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
+						 const int32_t *label, const float *weight, uint32_t n_classes,
+						 HlNovelty *out, char *errbuf, size_t errlen)
+{
+	uint32_t	k = base->k;
+	float	   *z = embed_rows(base->projection, base->dim, k, labelled);
+	int			info;
+
+	/* Own copies of the shared parts, so that free_parts can free every part. */
+	*out = *base;
+	out->projection = hl_alloc_array((size_t) base->dim * k, sizeof(float));
+	memcpy(out->projection, base->projection, sizeof(float) * base->dim * k);
+	out->pool_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
+	memcpy(out->pool_whitening, base->pool_whitening, sizeof(float) * k * k);
+	out->pool_mean = hl_alloc_array(k, sizeof(float));
+	memcpy(out->pool_mean, base->pool_mean, sizeof(float) * k);
+	out->class_whitening = NULL;
+	out->class_means = NULL;
+
+	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
+	hl_free(z);
+	if (info != 0)
+	{
+		snprintf(errbuf, errlen, "eigen-decomposition of the class covariance failed");
+		free_parts(out);
+		return -1;
+	}
+	consolidate(out);
+	return 0;
 }
 
 float

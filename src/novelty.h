@@ -22,6 +22,14 @@
 
 #include "features.h"
 
+/*
+ * Weight of the mean variance in each covariance, which is shrunk towards
+ * it.  hl_novelty_shrinkage starts at this value, and only benchmarks
+ * change it.
+ */
+#define HL_NOVELTY_SHRINKAGE 0.01
+extern double hl_novelty_shrinkage;
+
 /* Rows in compressed sparse row form: row r is row_start[r] .. row_start[r + 1] - 1. */
 typedef struct HlSparseRows
 {
@@ -31,7 +39,11 @@ typedef struct HlSparseRows
 	const float *value;
 } HlSparseRows;
 
-/* Largest number of latent dimensions a novelty score may have. */
+/*
+ * Fewest and most latent dimensions a novelty score may have.  With one
+ * dimension every normalised row is +1 or -1, so every score is equal.
+ */
+#define HL_NOVELTY_MIN_DIMENSIONS 8
 #define HL_NOVELTY_MAX_DIMENSIONS 256
 
 /*
@@ -51,7 +63,7 @@ typedef struct HlNovelty
 	float	   *class_means;	/* n_means x k, whitened by class_whitening */
 	float	   *pool_whitening; /* k x k, the same for the pool's covariance */
 	float	   *pool_mean;		/* k, whitened by pool_whitening */
-	float		center;			/* median distance of the labelled rows */
+	float		center;			/* median out-of-fold distance of the labelled rows */
 	float		spread;			/* standard deviation of those distances */
 } HlNovelty;
 
@@ -69,9 +81,20 @@ extern int	hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled
 						   char *errbuf, size_t errlen);
 
 /*
+ * Fit the class part of a score anew on labelled (embedded with base's
+ * projection) and copy the rest from base, for a cross-validation fold.
+ * Returns 0, or -1 with a message in errbuf.
+ */
+extern int	hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
+									 const int32_t *label, const float *weight,
+									 uint32_t n_classes, HlNovelty *out,
+									 char *errbuf, size_t errlen);
+
+/*
  * Return the novelty of x: its relative Mahalanobis distance minus the
- * labelled rows' median, divided by their standard deviation, so 0 is a
- * typical labelled row.  scratch has room for 2 k floats.
+ * median of the labelled rows' out-of-fold distances, divided by their
+ * standard deviation, so 0 is a typical new text of a labelled class.
+ * scratch has room for 2 k floats.
  */
 extern float hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch);
 

@@ -357,10 +357,10 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 
 	if (pool->n_rows <= (uint32) def->novelty)
 	{
-		ereport(NOTICE,
+		ereport(WARNING,
 				(errmsg("model \"%s\" has no novelty score because its relation has only %u rows",
 						def->name, pool->n_rows),
-				 errdetail("A novelty score of %d dimensions needs more rows than dimensions.",
+				 errdetail("A novelty score of %d dimensions needs more rows than dimensions. hl_classify returns NULL novelty, and the score probability_novelty uses the probability alone.",
 						   def->novelty),
 				 errhint("Lower the model option \"novelty\", or add rows.")));
 		return;

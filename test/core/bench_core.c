@@ -42,6 +42,8 @@
  *	 HL_BENCH_NOVELTY=K	   fit the novelty score with K latent dimensions
  *						   on the training texts (the pool) and the
  *						   labelled rows
+ *	 HL_BENCH_NOVELTY_SHRINKAGE=S
+ *						   shrink its covariances by S instead of the default
  *	 HL_BENCH_NOVELTY_POOL=labelled
  *						   fit its latent space and pool Gaussian on the
  *						   labelled rows only, as if the held-out
@@ -710,6 +712,8 @@ main(int argc, char **argv)
 		pool.row_start = pool_start;
 		pool.index = pool_index;
 		pool.value = pool_value;
+		if (getenv("HL_BENCH_NOVELTY_SHRINKAGE"))
+			hl_novelty_shrinkage = atof(getenv("HL_BENCH_NOVELTY_SHRINKAGE"));
 		t0 = now();
 		if (hl_novelty_fit(&pool, &labelled_rows, label, NULL, (uint32_t) n_known,
 						   (uint32_t) 1 << config.hash_bits, novelty_k, 1, &novelty,
@@ -832,6 +836,19 @@ main(int argc, char **argv)
 	printf("  \"embed_components\": %u, \"embed_weight\": %g, \"svd_seconds\": %.3f,\n",
 		   embed_k, embed_weight, svd_seconds);
 	printf("  \"labelled_rows\": %zu, \"classes\": %d,\n", n_labelled, n_known);
+	if (holdout && novelty_k > 0)
+	{
+		float	   *known = malloc(test.n * sizeof(float));
+		size_t		n_known_rows = 0;
+
+		/* The median novelty of new texts of known classes, near 0 when standardised well. */
+		for (size_t i = 0; i < test.n; i++)
+			if (!oos[3][i].unknown)
+				known[n_known_rows++] = oos[3][i].score;
+		qsort(known, n_known_rows, sizeof(float), compare_floats);
+		printf("  \"novelty_known_test_median\": %.3f,\n", n_known_rows > 0 ? known[n_known_rows / 2] : 0.0);
+		free(known);
+	}
 	if (holdout)
 		for (int s = 0; s < 6; s++)
 			if (s != 3 || novelty_k > 0)
