@@ -40,7 +40,7 @@ typedef struct HlSparseRows
 } HlSparseRows;
 
 /*
- * Fewest and most latent dimensions a novelty score may have.  With one
+ * Minimum and maximum latent dimensions of a novelty score.  With one
  * dimension every normalised row is +1 or -1, so every score is equal.
  */
 #define HL_NOVELTY_MIN_DIMENSIONS 8
@@ -68,8 +68,8 @@ typedef struct HlNovelty
 } HlNovelty;
 
 /*
- * Fit the score: the latent space is the truncated SVD (k dimensions) of
- * the pool rows, the class means and shared covariance come from the
+ * Fit the score.  The latent space is the truncated SVD (k dimensions) of
+ * the pool rows.  The class means and shared covariance come from the
  * labelled rows (label[r] in 0 .. n_classes - 1, weight NULL meaning 1),
  * and the pool's mean and covariance from the pool rows.  Every row's
  * indices are below dim.  Returns 0, or -1 with a message in errbuf when
