@@ -53,6 +53,15 @@ FROM (VALUES ('labelled', 'my new card has not arrived yet'),
 			 ('unlabelled', 'how do I reset the banking password')) AS q (kind, body)
 GROUP BY kind ORDER BY kind;
 
+-- Once password questions are labelled, they are no longer novel.  The
+-- texts did not change, so training keeps the latent space and refits the
+-- classes only.
+UPDATE asks SET intent = 'password' WHERE id BETWEEN 701 AND 916;
+SELECT labelled_rows, classes FROM hl_train('asks');
+SELECT bool_and((hl_classify('asks', body)).novelty < 3) AS familiar_now
+FROM (VALUES ('I forgot the password of my work account'),
+			 ('how do I reset the banking password')) AS q (body);
+
 -- A relation with fewer rows than dimensions gets no score, and a WARNING.
 CREATE TABLE novelty_tiny (id integer PRIMARY KEY, body text, intent text);
 INSERT INTO novelty_tiny VALUES (1, 'card late', 'card'), (2, 'transfer failed', 'transfer');

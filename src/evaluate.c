@@ -252,7 +252,8 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 			HlSparseRows rows = {subset.n_rows, subset.row_start, subset.index, subset.value};
 
 			if (hl_novelty_refit_classes(&training->novelty, &rows, subset.label, subset.weight,
-										 data->n_classes, &fold_novelty, errbuf, sizeof(errbuf)) != 0)
+										 data->n_classes, false, &fold_novelty, errbuf,
+										 sizeof(errbuf)) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("could not fit the novelty score of fold %d of model \"%s\": %s",

@@ -413,7 +413,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 int
 hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 						 const int32_t *label, const float *weight, uint32_t n_classes,
-						 HlNovelty *out, char *errbuf, size_t errlen)
+						 bool restandardise, HlNovelty *out, char *errbuf, size_t errlen)
 {
 	uint32_t	k = base->k;
 	float	   *z = embed_rows(base->projection, base->dim, k, labelled);
@@ -430,7 +430,9 @@ hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 	out->class_whitening = NULL;
 	out->class_means = NULL;
 
-	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
+	info = restandardise ? standardise(z, labelled->n_rows, label, weight, n_classes, out) : 0;
+	if (info == 0)
+		info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
 	hl_free(z);
 	if (info != 0)
 	{

@@ -17,6 +17,7 @@
 #ifndef HL_NOVELTY_H
 #define HL_NOVELTY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,13 +83,15 @@ extern int	hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled
 
 /*
  * Fit the class part of a score anew on labelled (embedded with base's
- * projection) and copy the rest from base, for a cross-validation fold.
+ * projection) and copy the projection and the pool's Gaussian from base:
+ * for a cross-validation fold, or for new labels of an unchanged pool.
+ * restandardise also sets center and spread anew, else they are base's.
  * Returns 0, or -1 with a message in errbuf.
  */
 extern int	hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 									 const int32_t *label, const float *weight,
-									 uint32_t n_classes, HlNovelty *out,
-									 char *errbuf, size_t errlen);
+									 uint32_t n_classes, bool restandardise,
+									 HlNovelty *out, char *errbuf, size_t errlen);
 
 /*
  * Return the novelty of x: its relative Mahalanobis distance minus the

@@ -365,6 +365,32 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 				 errhint("Lower the model option \"novelty\", or add rows.")));
 		return;
 	}
+	labelled_rows.n_rows = set->n_rows;
+	labelled_rows.row_start = set->row_start;
+	labelled_rows.index = set->index;
+	labelled_rows.value = set->value;
+
+	/*
+	 * Labels do not change the idf, so an idf equal to the current
+	 * version's means the same texts: their latent space and Gaussian are
+	 * kept, and only the labelled classes are fitted again.
+	 */
+	if (def->current_version > 0)
+	{
+		HlModel    *current = hl_model_version(def->name, def->model_id, def->current_version);
+
+		if (current->novelty.k == (uint32) def->novelty && current->novelty.dim == dim &&
+			memcmp(current->idf, idf, sizeof(float) * dim) == 0)
+		{
+			if (hl_novelty_refit_classes(&current->novelty, &labelled_rows, set->label, set->weight,
+										 n_classes, true, novelty, errbuf, sizeof(errbuf)) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not fit the novelty score of model \"%s\": %s", def->name, errbuf)));
+			return;
+		}
+	}
+
 	for (uint32 r = 0; r < pool->n_rows; r++)
 	{
 		HlSparseVec row;
@@ -379,10 +405,6 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 	pool_rows.row_start = pool->row_start;
 	pool_rows.index = pool->index;
 	pool_rows.value = pool->value;
-	labelled_rows.n_rows = set->n_rows;
-	labelled_rows.row_start = set->row_start;
-	labelled_rows.index = set->index;
-	labelled_rows.value = set->value;
 	if (hl_novelty_fit(&pool_rows, &labelled_rows, set->label, set->weight, n_classes, dim,
 					   (uint32) def->novelty, HL_NOVELTY_SEED, novelty, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
