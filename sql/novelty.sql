@@ -53,6 +53,13 @@ FROM (VALUES ('labelled', 'my new card has not arrived yet'),
 			 ('unlabelled', 'how do I reset the banking password')) AS q (kind, body)
 GROUP BY kind ORDER BY kind;
 
+-- The batch option novelty raises the key of novel rows, and needs a model
+-- with the score.
+SELECT count(*) AS batch_rows, count(*) FILTER (WHERE b.id::int > 700) AS password_rows
+FROM hl_next_batch('asks', 10, 'margin', '{"novelty": 3, "reserve": false}') b;
+SELECT * FROM hl_next_batch('asks_plain', 10, 'margin', '{"novelty": 1}');
+SELECT * FROM hl_next_batch('asks', 10, 'margin', '{"novelty": 11}');
+
 -- Once password questions are labelled, they are no longer novel.  The
 -- texts did not change, so training keeps the latent space and refits the
 -- classes only.

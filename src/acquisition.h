@@ -36,6 +36,7 @@ typedef struct HlBatchOptions
 	double		density;		/* exponent of the density factor; 0: off */
 	double		diversity;		/* weight of the similarity penalty, 0..1 */
 	double		cost;			/* exponent of the effort divisor; 0: off */
+	double		novelty;		/* weight of the novelty factor; 0: off */
 	double		max_class_share;	/* of one predicted class in a batch, (0, 1] */
 	bool		reserve;		/* reserve the returned rows */
 	uint32		candidates;		/* rows kept for the second stage */

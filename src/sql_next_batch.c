@@ -65,7 +65,7 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
  */
 #define HL_DEFAULT_SPAN_DENSITY 1.0
 
-#define HL_BATCH_OPTION_NAMES "density, diversity, cost, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
+#define HL_BATCH_OPTION_NAMES "density, diversity, cost, novelty, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
 static int	hl_reservation_timeout = 900;
 
@@ -96,6 +96,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 	options->density = 0.0;
 	options->diversity = 0.0;
 	options->cost = 0.0;
+	options->novelty = 0.0;
 	options->max_class_share = 1.0;
 	options->reserve = true;
 	options->candidates = (uint32) Min(Max(10 * n, 500), HL_MAX_CANDIDATES);
@@ -181,6 +182,16 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			}
 			else
 				options->cost = number;
+		}
+		else if (strcmp(key, "novelty") == 0)
+		{
+			if (!(number >= 0.0 && number <= 10.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"novelty\" is %s, but must be from 0 to 10",
+								hl_json_number_text(&value)),
+						 errhint("It is a weight: 1 lets the most novel rows count up to twice their uncertainty.")));
+			options->novelty = number;
 		}
 		else if (strcmp(key, "epistemic") == 0)
 		{
@@ -444,6 +455,18 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 				candidate.key = candidate.uncertainty / pow(candidate.cost, options->cost);
 
 			/*
+			 * A row of a kind no label covers teaches more than its
+			 * uncertainty says: up to 1 + novelty times as much, rising with
+			 * the novelty score above a typical labelled text.
+			 *
+			 * NOTE: the returned row does not show this factor among its
+			 * components yet.
+			 */
+			if (model != NULL && !hl_model_is_spans(model) && options->novelty > 0.0 &&
+				!isnan(prediction.novelty))
+				candidate.key *= 1.0 + options->novelty * (1.0 - exp(-fmax(prediction.novelty, 0.0) / 2.0));
+
+			/*
 			 * A text without a single feature (NULL, empty, white space) is
 			 * as uncertain as a row can be, yet gives a person nothing to
 			 * read, so it goes last.
@@ -637,6 +660,13 @@ hl_next_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"max_class_share\" applies to classification models only, and model \"%s\" is a span model", name),
 				 errhint("Remove the option; the options diversity and density spread a batch of sentences instead.")));
+
+	/* Before the first training there is no score, and the cold start ignores the option. */
+	if (options.novelty > 0.0 && model != NULL && (hl_model_is_spans(model) || model->novelty.k == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"novelty\" needs a novelty score, and model \"%s\" has none", name),
+				 errhint("Create a classifier with the model option novelty, such as options => '{\"novelty\": 128}', and train it.")));
 
 	if (model == NULL || options.strategy == HL_STRATEGY_COVERAGE)
 	{

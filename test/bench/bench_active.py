@@ -78,6 +78,8 @@ STRATEGIES = [
     ("margin + class share 0.1", "margin", {"max_class_share": 0.1}),
     ("margin + class share 0.04", "margin", {"max_class_share": 0.04}),
     ("margin + class share 0.02", "margin", {"max_class_share": 0.02}),
+    ("margin + novelty 1", "margin", {"novelty": 1}),
+    ("margin + novelty 3", "margin", {"novelty": 3}),
     ("default", None, {}),
 ]
 
@@ -88,6 +90,10 @@ BATCH_OPTION_DEFAULTS = {"epistemic": 1.0, "density": 0.0, "diversity": 0.0, "co
                          "max_class_share": 1.0}
 
 BATCH_SIZE = 50
+
+# Latent dimensions of the model option novelty for candidates that use the
+# batch option novelty.
+NOVELTY_DIMENSIONS = 128
 RANDOM_START = 100
 MAX_LABELS = 2000
 EXTENDED_LABELS = [2500, 3000, 3500, 4000, 5000, 6000, 8000, 10000, 12000]
@@ -291,8 +297,11 @@ def run_strategy(admin_dsn, template, spec, out_path, max_labels, extended):
     database = RunDatabase(admin_dsn, template, db_name)
     cur = database.conn.cursor()
     model = "active"
+    # The batch option novelty needs the model option of that name.
+    model_options = json.dumps({"novelty": NOVELTY_DIMENSIONS} if options.get("novelty") else {})
     cur.execute("""SELECT hl_create_model(%s, 'public.pool', text_column => 'text',
-                                          label_column => 'label')""", (model,))
+                                          label_column => 'label', options => %s)""",
+                (model, model_options))
     cur.execute("SELECT count(*), count(*) FILTER (WHERE ambiguous) FROM answers")
     pool_rows, ambiguous_rows = cur.fetchone()
 
