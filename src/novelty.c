@@ -21,7 +21,7 @@
 #define HL_NOVELTY_OVERSAMPLING 10
 #define HL_NOVELTY_POWER_ITERATIONS 2
 
-/* Floor on a shrunk covariance's eigenvalues; the mean variance is about 1 / k. */
+/* Floor on a shrunk covariance's eigenvalues.  The mean variance is about 1 / k. */
 #define HL_NOVELTY_MIN_VARIANCE 1e-8
 
 double		hl_novelty_shrinkage = HL_NOVELTY_SHRINKAGE;
@@ -141,7 +141,7 @@ whiten_mean(const float *w, const double *mean, uint32_t k, float *out)
 	}
 }
 
-/* Return the relative distance of the embedded row z; scratch has k floats. */
+/* Return the relative distance of the embedded row z.  scratch has k floats. */
 static float
 relative_distance(const HlNovelty *novelty, const float *z, float *scratch)
 {

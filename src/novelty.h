@@ -53,7 +53,7 @@ typedef struct HlSparseRows
  */
 #define HL_NOVELTY_MAX_BYTES (256 * 1024 * 1024)
 
-/* A fitted novelty score; k 0 means none. */
+/* A fitted novelty score, or none when k is 0. */
 typedef struct HlNovelty
 {
 	uint32_t	dim;			/* feature buckets the projection reads */

@@ -38,7 +38,7 @@
  * Out-of-scope mode, for the novelty score (src/novelty.c):
  *
  *	 HL_BENCH_HOLDOUT=A,B,...  leave the training rows of these categories
- *						   unlabelled; their test rows are the unknown ones
+ *						   unlabelled, and their test rows are the unknown ones
  *	 HL_BENCH_NOVELTY=K	   fit the novelty score with K latent dimensions
  *						   on the training texts (the pool) and the
  *						   labelled rows
