@@ -241,5 +241,18 @@ SELECT compared_version, agreement IS NOT NULL AS compared FROM hl_status('statu
 SELECT hl_drop_model('status_steps');
 DROP TABLE status_steps;
 
+-- When the rows' confidences tie, no threshold meets a coverage target,
+-- and a NOTICE says how far the rule is from it.
+CREATE TABLE ties (id integer PRIMARY KEY, body text, intent text);
+INSERT INTO ties SELECT i, CASE WHEN i % 2 = 0 THEN 'card late' ELSE 'transfer failed' END,
+					 CASE WHEN i % 2 = 0 THEN 'card' ELSE 'transfer' END
+FROM generate_series(1, 20) i;
+SELECT hl_create_model('ties', 'ties', text_column => 'body', label_column => 'intent') > 0 AS created;
+SELECT labelled_rows FROM hl_train('ties');
+SELECT round(estimated_coverage::numeric, 3) AS estimated_coverage
+FROM hl_set_abstention('ties', target_coverage => 0.9);
+SELECT hl_drop_model('ties');
+DROP TABLE ties;
+
 SELECT hl_drop_model('eval'), hl_drop_model('tiny'), hl_drop_model('fresh');
 SELECT count(*) FROM hl_evaluations WHERE name IN ('eval', 'tiny', 'fresh');

@@ -22,6 +22,9 @@
 #include "catalog.h"
 #include "text_source.h"
 
+/* How far the estimated coverage may miss a coverage target before a NOTICE says so. */
+#define HL_COVERAGE_SLACK 0.05
+
 PG_FUNCTION_INFO_V1(hl_set_abstention);
 
 /* Return the JSON of target, the form of the model option "abstention". */
@@ -166,6 +169,18 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 	hl_abstention_estimate(&oof, &target, target.folds, &estimate);
 	hl_store_rule(def, &target, &estimate);
 	MemoryContextSwitchTo(caller_context);
+
+	/*
+	 * Rows with equal confidence fall on the same side of a threshold, so
+	 * when many tie the coverage can miss its target by far.
+	 */
+	if (target.target_coverage > 0.0 &&
+		fabs(estimate.coverage - target.target_coverage) > HL_COVERAGE_SLACK)
+		ereport(NOTICE,
+				(errmsg("the rule keeps %.3f of the labelled rows automatic, not the target %.3f",
+						estimate.coverage, target.target_coverage),
+				 errdetail("Many rows share the confidence at the threshold, so no threshold comes closer."),
+				 errhint("Label more rows, or choose another score.")));
 
 	values[0] = CStringGetTextDatum(hl_confidence_score_name(target.score));
 	values[1] = Float8GetDatum(estimate.threshold);
