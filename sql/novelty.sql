@@ -39,6 +39,7 @@ FROM (VALUES ('labelled', 'my replacement card has not arrived yet'),
 			 ('unlabelled', 'the app rejects my current password')) AS q (kind, body);
 SELECT kind, count(*) AS texts, count(plain_novelty) AS without_score_not_null
 FROM scored GROUP BY kind ORDER BY kind;
+SELECT (hl_classify('asks', '')).novelty IS NULL AS empty_text_has_none;
 SELECT (SELECT min(novelty) FROM scored WHERE kind = 'unlabelled') >
 	   (SELECT max(novelty) FROM scored WHERE kind = 'labelled') AS unlabelled_kind_more_novel;
 
