@@ -70,6 +70,19 @@ SELECT bool_and((hl_classify('asks', body)).novelty < 3) AS familiar_now
 FROM (VALUES ('I forgot the password of my work account'),
 			 ('how do I reset the banking password')) AS q (body);
 
+-- A few labels are enough to fit a score, on a scale from the labelled
+-- rows themselves.
+CREATE TABLE few_asks AS SELECT id, body, CASE WHEN id IN (101, 102, 401, 402) THEN intent END AS intent
+FROM asks;
+ALTER TABLE few_asks ADD PRIMARY KEY (id);
+SELECT hl_create_model('few_asks', 'few_asks', text_column => 'body', label_column => 'intent',
+					   options => '{"novelty": 8}') > 0 AS created;
+SELECT labelled_rows, (metrics->>'novelty_dimensions')::int AS novelty_dimensions
+FROM hl_train('few_asks');
+SELECT (hl_classify('few_asks', 'my new card has not arrived yet')).novelty IS NOT NULL AS scored;
+SELECT hl_drop_model('few_asks');
+DROP TABLE few_asks;
+
 -- A relation with fewer rows than dimensions gets no score, and a WARNING.
 CREATE TABLE novelty_tiny (id integer PRIMARY KEY, body text, intent text);
 INSERT INTO novelty_tiny VALUES (1, 'card late', 'card'), (2, 'transfer failed', 'transfer');

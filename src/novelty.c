@@ -36,8 +36,12 @@ double		hl_novelty_shrinkage = HL_NOVELTY_SHRINKAGE;
 /* Smallest spread the score divides by. */
 #define HL_NOVELTY_MIN_SPREAD 1e-6f
 
-/* Write the normalised projection of one sparse row to z (k floats). */
-static void
+/*
+ * Write the normalised projection of one sparse row to z (k floats) and
+ * return its length before normalising, 0 for a row the projection does
+ * not reach.
+ */
+static double
 embed(const float *projection, uint32_t dim, uint32_t k, const uint32_t *index,
 	  const float *value, uint32_t nnz, float *z)
 {
@@ -54,6 +58,7 @@ embed(const float *projection, uint32_t dim, uint32_t k, const uint32_t *index,
 		norm += (double) z[j] * z[j];
 	if (norm > 0.0)
 		cblas_sscal((int) k, (float) (1.0 / sqrt(norm)), z, 1);
+	return sqrt(norm);
 }
 
 /* Project every row of rows into a new n_rows x k array. */
@@ -392,10 +397,10 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	z_pool = embed_rows(out->projection, dim, k, pool);
 	z_labelled = embed_rows(out->projection, dim, k, labelled);
 
-	/* The pool's Gaussian, the out-of-fold standardisation, then the classes of every row. */
+	/* The pool's Gaussian, the classes of every row, then the out-of-fold scale. */
 	if (fit_pool(z_pool, pool->n_rows, k, out) != 0 ||
-		standardise(z_labelled, labelled->n_rows, label, weight, n_classes, out) != 0 ||
-		fit_classes(z_labelled, labelled->n_rows, label, weight, NULL, n_classes, k, out) != 0)
+		fit_classes(z_labelled, labelled->n_rows, label, weight, NULL, n_classes, k, out) != 0 ||
+		standardise(z_labelled, labelled->n_rows, label, weight, n_classes, out) != 0)
 	{
 		snprintf(errbuf, errlen, "eigen-decomposition of a covariance failed");
 		status = -1;
@@ -430,9 +435,9 @@ hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 	out->class_whitening = NULL;
 	out->class_means = NULL;
 
-	info = restandardise ? standardise(z, labelled->n_rows, label, weight, n_classes, out) : 0;
-	if (info == 0)
-		info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
+	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
+	if (info == 0 && restandardise)
+		info = standardise(z, labelled->n_rows, label, weight, n_classes, out);
 	hl_free(z);
 	if (info != 0)
 	{
@@ -449,7 +454,9 @@ hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch)
 {
 	float	   *z = scratch;
 
-	embed(novelty->projection, novelty->dim, novelty->k, x->index, x->value, x->nnz, z);
+	/* A text none of whose features the pool's rows had has no place in the space. */
+	if (embed(novelty->projection, novelty->dim, novelty->k, x->index, x->value, x->nnz, z) == 0.0)
+		return NAN;
 	return (relative_distance(novelty, z, scratch + novelty->k) - novelty->center) / novelty->spread;
 }
 

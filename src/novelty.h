@@ -97,6 +97,7 @@ extern int	hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *l
  * Return the novelty of x: its relative Mahalanobis distance minus the
  * median of the labelled rows' out-of-fold distances, divided by their
  * standard deviation, so 0 is a typical new text of a labelled class.
+ * Returns NaN for a text without a feature that the pool's rows had.
  * scratch has room for 2 k floats.
  */
 extern float hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch);

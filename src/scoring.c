@@ -30,8 +30,7 @@ hl_model_score(HlModel *model, const char *text, size_t len, HlPrediction *out)
 	hl_tfidf_apply(model->idf, &model->vec);
 	hl_classifier_predict(&model->classifier, &model->vec, model->proba, out,
 						  model->workspace);
-	/* A text without a single feature has no place in the latent space. */
-	if (model->novelty.k > 0 && model->vec.nnz > 0)
+	if (model->novelty.k > 0)
 		out->novelty = hl_novelty_score(&model->novelty, &model->vec, model->novelty_scratch);
 	MemoryContextSwitchTo(old);
 

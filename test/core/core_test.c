@@ -1259,6 +1259,13 @@ test_novelty_unlabelled_topic(void)
 	CHECK(hl_novelty_fit(&pool, &empty, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
 						 errbuf, sizeof(errbuf)) == -1);
 	CHECK(strstr(errbuf, "no labelled rows") != NULL);
+
+	/* Six labelled rows, fewer than the folds need, use in-sample distances. */
+	labelled.n_rows = 6;
+	CHECK(hl_novelty_fit(&pool, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
+						 errbuf, sizeof(errbuf)) == 0);
+	CHECK(isfinite(novelty.center) && novelty.spread > 0.0f);
+	hl_novelty_free(&novelty);
 }
 
 /* A tiny CRF problem: 2 labels (5 tags), 8 features, 4 sentences. */
