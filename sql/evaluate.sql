@@ -242,7 +242,7 @@ SELECT hl_drop_model('status_steps');
 DROP TABLE status_steps;
 
 -- When the rows' confidences tie, no threshold meets a coverage target,
--- and a NOTICE says how far the rule is from it.
+-- and a NOTICE reports how far the rule is from it.
 CREATE TABLE ties (id integer PRIMARY KEY, body text, intent text);
 INSERT INTO ties SELECT i, CASE WHEN i % 2 = 0 THEN 'card late' ELSE 'transfer failed' END,
 					 CASE WHEN i % 2 = 0 THEN 'card' ELSE 'transfer' END

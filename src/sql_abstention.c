@@ -22,7 +22,7 @@
 #include "catalog.h"
 #include "text_source.h"
 
-/* How far the estimated coverage may miss a coverage target before a NOTICE says so. */
+/* How far the estimated coverage may miss a coverage target before a NOTICE reports it. */
 #define HL_COVERAGE_SLACK 0.05
 
 PG_FUNCTION_INFO_V1(hl_set_abstention);

@@ -6,9 +6,9 @@ Usage (with Debian's interpreter):
         [--seed 7] [--components 128,256] [--fold-bits 0,14]
 
 A prototype outside the server, for the out-of-scope test of
-docs/calibration.md: ten intents chosen with the seed are left out of the
-labelled rows, and each score is rated by its AUROC for telling the test
-rows of those intents from the test rows of the others, and by the share of
+docs/calibration.md.  Ten intents chosen with the seed are left out of the
+labelled rows.  Each score is rated by its AUROC for telling the test rows
+of those intents from the test rows of the others, and by the share of
 held-out-intent rows flagged when 95% of known-intent rows stay automatic.
 
 The classifier is the reference pipeline of baseline_sklearn.py (C=100).

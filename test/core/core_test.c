@@ -1264,7 +1264,8 @@ test_novelty_unlabelled_topic(void)
 	labelled.n_rows = 6;
 	CHECK(hl_novelty_fit(&pool, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
 						 errbuf, sizeof(errbuf)) == 0);
-	CHECK(isfinite(novelty.center) && novelty.spread > 0.0f);
+	CHECK(isfinite(novelty.center));
+	CHECK(novelty.spread > 0.0f);
 	hl_novelty_free(&novelty);
 }
 
