@@ -249,7 +249,8 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 		memset(&fold_novelty, 0, sizeof(fold_novelty));
 		if (novelty_scratch != NULL)
 		{
-			HlSparseRows rows = {subset.n_rows, subset.row_start, subset.index, subset.value};
+			HlSparseRows rows = {subset.n_rows, subset.row_start, subset.index, subset.value,
+			subset.group};
 
 			if (hl_novelty_refit_classes(&training->novelty, &rows, subset.label, subset.weight,
 										 data->n_classes, false, &fold_novelty, errbuf,

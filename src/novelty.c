@@ -312,7 +312,7 @@ compare_floats(const void *a, const void *b)
  */
 static int
 standardise(const float *z, uint32_t n_rows, const int32_t *label, const float *weight,
-			uint32_t n_classes, HlNovelty *out)
+			const uint32_t *group, uint32_t n_classes, HlNovelty *out)
 {
 	uint32_t	k = out->k;
 	float	   *distances = hl_alloc_array(n_rows, sizeof(float));
@@ -333,11 +333,13 @@ standardise(const float *z, uint32_t n_rows, const int32_t *label, const float *
 		{
 			HlNovelty	fold_part = *out;
 
+			/* The rows of one item share a fold, so no row is measured by its twin. */
 			for (uint32_t r = 0; r < n_rows; r++)
-				use[r] = r % HL_NOVELTY_FOLDS != fold;
+				use[r] = (group != NULL ? group[r] : r) % HL_NOVELTY_FOLDS != fold;
 			info = fit_classes(z, n_rows, label, weight, use, n_classes, k, &fold_part);
-			for (uint32_t r = fold; r < n_rows && info == 0; r += HL_NOVELTY_FOLDS)
-				distances[r] = relative_distance(&fold_part, z + (size_t) r * k, scratch);
+			for (uint32_t r = 0; r < n_rows && info == 0; r++)
+				if (!use[r])
+					distances[r] = relative_distance(&fold_part, z + (size_t) r * k, scratch);
 			hl_free(fold_part.class_whitening);
 			hl_free(fold_part.class_means);
 		}
@@ -400,7 +402,7 @@ hl_novelty_fit(const HlSparseRows *pool, const HlSparseRows *labelled,
 	/* The pool's Gaussian, the classes of every row, then the out-of-fold scale. */
 	if (fit_pool(z_pool, pool->n_rows, k, out) != 0 ||
 		fit_classes(z_labelled, labelled->n_rows, label, weight, NULL, n_classes, k, out) != 0 ||
-		standardise(z_labelled, labelled->n_rows, label, weight, n_classes, out) != 0)
+		standardise(z_labelled, labelled->n_rows, label, weight, labelled->group, n_classes, out) != 0)
 	{
 		snprintf(errbuf, errlen, "eigen-decomposition of a covariance failed");
 		status = -1;
@@ -437,7 +439,7 @@ hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 
 	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
 	if (info == 0 && restandardise)
-		info = standardise(z, labelled->n_rows, label, weight, n_classes, out);
+		info = standardise(z, labelled->n_rows, label, weight, labelled->group, n_classes, out);
 	hl_free(z);
 	if (info != 0)
 	{

@@ -38,6 +38,7 @@ typedef struct HlSparseRows
 	const uint64_t *row_start;
 	const uint32_t *index;
 	const float *value;
+	const uint32_t *group;		/* item of each row, NULL: every row its own */
 } HlSparseRows;
 
 /*

@@ -369,6 +369,7 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 	labelled_rows.row_start = set->row_start;
 	labelled_rows.index = set->index;
 	labelled_rows.value = set->value;
+	labelled_rows.group = set->group;
 
 	/*
 	 * Labels do not change the idf, so an idf equal to the current
@@ -405,6 +406,7 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 	pool_rows.row_start = pool->row_start;
 	pool_rows.index = pool->index;
 	pool_rows.value = pool->value;
+	pool_rows.group = NULL;
 	if (hl_novelty_fit(&pool_rows, &labelled_rows, set->label, set->weight, n_classes, dim,
 					   (uint32) def->novelty, HL_NOVELTY_SEED, novelty, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,

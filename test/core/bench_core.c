@@ -694,7 +694,7 @@ main(int argc, char **argv)
 		uint32_t   *pool_index;
 		float	   *pool_value;
 		HlSparseRows pool;
-		HlSparseRows labelled_rows = {(uint32_t) n_labelled, row_start, index, value};
+		HlSparseRows labelled_rows = {(uint32_t) n_labelled, row_start, index, value, NULL};
 
 		pool_start[0] = 0;
 		for (size_t r = 0; r < n_rows; r++)
@@ -712,6 +712,7 @@ main(int argc, char **argv)
 		pool.row_start = pool_start;
 		pool.index = pool_index;
 		pool.value = pool_value;
+		pool.group = NULL;
 		if (getenv("HL_BENCH_NOVELTY_SHRINKAGE"))
 			hl_novelty_shrinkage = atof(getenv("HL_BENCH_NOVELTY_SHRINKAGE"));
 		t0 = now();

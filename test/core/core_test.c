@@ -1225,10 +1225,12 @@ test_novelty_unlabelled_topic(void)
 	labelled.row_start = lab_start;
 	labelled.index = lab_index;
 	labelled.value = lab_value;
+	labelled.group = NULL;
 	pool.n_rows = novelty_rows(pool_topics, 3, &state, pool_start, pool_index, pool_value, NULL);
 	pool.row_start = pool_start;
 	pool.index = pool_index;
 	pool.value = pool_value;
+	pool.group = NULL;
 	CHECK(hl_novelty_fit(&pool, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
 						 errbuf, sizeof(errbuf)) == 0);
 
@@ -1254,6 +1256,7 @@ test_novelty_unlabelled_topic(void)
 	empty.row_start = lab_start;
 	empty.index = lab_index;
 	empty.value = lab_value;
+	empty.group = NULL;
 	CHECK(hl_novelty_fit(&empty, &labelled, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
 						 errbuf, sizeof(errbuf)) == -1);
 	CHECK(hl_novelty_fit(&pool, &empty, lab_label, NULL, 2, NOVELTY_DIM, 6, 1, &novelty,
