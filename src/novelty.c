@@ -85,11 +85,7 @@ embed_rows(const float *projection, uint32_t dim, uint32_t k, const HlSparseRows
 static int
 whitening(double *covariance, uint32_t k, float *w)
 {
-	int			n = (int) k;
-	int			lwork = -1;
-	int			info = 0;
-	double		work_size;
-	double	   *work;
+	int			info;
 	double	   *eigenvalues = hl_alloc_array(k, sizeof(double));
 	double		mean_variance = 0.0;
 
@@ -99,13 +95,7 @@ whitening(double *covariance, uint32_t k, float *w)
 		covariance[i] *= 1.0 - hl_novelty_shrinkage;
 	for (uint32_t j = 0; j < k; j++)
 		covariance[(size_t) j * k + j] += hl_novelty_shrinkage * mean_variance;
-	dsyev_("V", "U", &n, covariance, &n, eigenvalues, &work_size, &lwork, &info, 1, 1);
-	lwork = (int) work_size;
-	if (lwork < 3 * n)
-		lwork = 3 * n;
-	work = hl_alloc_array(lwork, sizeof(double));
-	dsyev_("V", "U", &n, covariance, &n, eigenvalues, work, &lwork, &info, 1, 1);
-	hl_free(work);
+	info = hl_symmetric_eigen(covariance, k, eigenvalues);
 
 	/* Column j of the column-major result is eigenvector j, and row j of W is it scaled. */
 	if (info == 0)
@@ -424,30 +414,27 @@ hl_novelty_refit_classes(const HlNovelty *base, const HlSparseRows *labelled,
 {
 	uint32_t	k = base->k;
 	float	   *z = embed_rows(base->projection, base->dim, k, labelled);
+	HlNovelty	parts = *base;
 	int			info;
 
-	/* Own copies of the shared parts, so that free_parts can free every part. */
-	*out = *base;
-	out->projection = hl_alloc_array((size_t) base->dim * k, sizeof(float));
-	memcpy(out->projection, base->projection, sizeof(float) * base->dim * k);
-	out->pool_whitening = hl_alloc_array((size_t) k * k, sizeof(float));
-	memcpy(out->pool_whitening, base->pool_whitening, sizeof(float) * k * k);
-	out->pool_mean = hl_alloc_array(k, sizeof(float));
-	memcpy(out->pool_mean, base->pool_mean, sizeof(float) * k);
-	out->class_whitening = NULL;
-	out->class_means = NULL;
-
-	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, out);
+	/* parts borrows base's projection and Gaussian, and owns only the new class parts. */
+	parts.class_whitening = NULL;
+	parts.class_means = NULL;
+	info = fit_classes(z, labelled->n_rows, label, weight, NULL, n_classes, k, &parts);
 	if (info == 0 && restandardise)
-		info = standardise(z, labelled->n_rows, label, weight, labelled->group, n_classes, out);
+		info = standardise(z, labelled->n_rows, label, weight, labelled->group, n_classes, &parts);
+	if (info == 0)
+		hl_novelty_copy(out, &parts);
+	else
+		memset(out, 0, sizeof(*out));
 	hl_free(z);
+	hl_free(parts.class_whitening);
+	hl_free(parts.class_means);
 	if (info != 0)
 	{
 		snprintf(errbuf, errlen, "eigen-decomposition of the class covariance failed");
-		free_parts(out);
 		return -1;
 	}
-	consolidate(out);
 	return 0;
 }
 
@@ -456,7 +443,7 @@ hl_novelty_score(const HlNovelty *novelty, const HlSparseVec *x, float *scratch)
 {
 	float	   *z = scratch;
 
-	/* A text none of whose features the pool's rows had has no place in the space. */
+	/* A text whose features no pool row has projects to zero, so it has no novelty. */
 	if (embed(novelty->projection, novelty->dim, novelty->k, x->index, x->value, x->nnz, z) == 0.0)
 		return NAN;
 	return (relative_distance(novelty, z, scratch + novelty->k) - novelty->center) / novelty->spread;

@@ -165,6 +165,26 @@ projected_gram(uint32_t n_rows, const uint64_t *row_start,
 }
 
 int
+hl_symmetric_eigen(double *a, uint32_t n, double *eigenvalues)
+{
+	int			order = (int) n;
+	int			lwork = -1;
+	int			info = 0;
+	double		work_size;
+	double	   *work;
+
+	/* The first call only asks LAPACK for the workspace it needs. */
+	dsyev_("V", "U", &order, a, &order, eigenvalues, &work_size, &lwork, &info, 1, 1);
+	lwork = (int) work_size;
+	if (lwork < 3 * order)
+		lwork = 3 * order;
+	work = hl_alloc_array(lwork, sizeof(double));
+	dsyev_("V", "U", &order, a, &order, eigenvalues, work, &lwork, &info, 1, 1);
+	hl_free(work);
+	return info;
+}
+
+int
 hl_pool_embedding_fit(uint32_t n_rows, uint32_t dim,
 					  const uint64_t *row_start, const uint32_t *index,
 					  const float *value, uint32_t k, uint32_t oversampling,
@@ -181,9 +201,6 @@ hl_pool_embedding_fit(uint32_t n_rows, uint32_t dim,
 	float	   *top;
 	double	   *gram;
 	double	   *eigenvalues;
-	double	   *work;
-	double		work_size = 0.0;
-	int			lwork = -1;
 	int			info = 0;
 	int			ln;
 
@@ -227,13 +244,7 @@ hl_pool_embedding_fit(uint32_t n_rows, uint32_t dim,
 	gram = hl_alloc_array((size_t) l * l, sizeof(double));
 	eigenvalues = hl_alloc_array(l, sizeof(double));
 	projected_gram(n_rows, row_start, index, value, l, q, gram, t);
-	dsyev_("V", "U", &ln, gram, &ln, eigenvalues, &work_size, &lwork, &info, 1, 1);
-	lwork = (int) work_size;
-	if (lwork < 3 * ln)
-		lwork = 3 * ln;
-	work = hl_alloc_array(lwork, sizeof(double));
-	dsyev_("V", "U", &ln, gram, &ln, eigenvalues, work, &lwork, &info, 1, 1);
-	hl_free(work);
+	info = hl_symmetric_eigen(gram, l, eigenvalues);
 	if (info != 0)
 	{
 		snprintf(errbuf, errlen, "eigen-decomposition failed (LAPACK info %d)", info);

@@ -43,6 +43,14 @@ extern int	hl_pool_embedding_fit(uint32_t n_rows, uint32_t dim,
 								  char *errbuf, size_t errlen);
 
 /*
+ * Replace the symmetric n x n matrix a (either order, both triangles set)
+ * by its eigenvectors, one per column in column-major order, and write the
+ * eigenvalues, ascending, to eigenvalues.  Returns LAPACK's info, 0 on
+ * success.
+ */
+extern int	hl_symmetric_eigen(double *a, uint32_t n, double *eigenvalues);
+
+/*
  * Append the embedding of x to x: e = P^T x over the entries of x below
  * dim, L2-normalised and multiplied by weight, stored as the entries
  * dim .. dim + k - 1 (zero components are left out, so indices stay

@@ -61,7 +61,7 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
  * A span model's default also weights sentences by density.  With word
  * classes it reached 95% of the full-data F1 on snips 44 to 242 sentences
  * earlier on each of three seeds (docs/spans.md, measured before training
- * left a tenth of the classes out, as it does now).
+ * left any classes out).
  */
 #define HL_DEFAULT_SPAN_DENSITY 1.0
 

@@ -345,7 +345,7 @@ hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
 
 /*
  * Fit the novelty score of def on the pool's rows and the labelled rows of
- * set, or leave it empty with a NOTICE when the pool is too small.
+ * set, or leave it empty with a WARNING when the pool is too small.
  */
 static void
 hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet *pool,

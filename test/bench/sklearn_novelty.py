@@ -22,7 +22,7 @@ large where the pool has text that no labelled class covers.
 
 Two pools are compared.  "with unlabelled rows" fits the SVD and the pool
 Gaussian on every train row, the held-out intents' rows among them without
-their labels, as a humanloop relation holds labelled and unlabelled rows.
+their labels, as a humanloop relation contains labelled and unlabelled rows.
 "labelled rows only" fits both on the known intents' rows, as when the
 unlabelled intents are not in the relation at all.  --fold-bits 14 first
 folds the TF-IDF columns into 2^14 buckets, the size of the extension's
