@@ -406,12 +406,14 @@ CREATE FUNCTION hl_next_batch(
 	OUT mutual_information double precision,
 	OUT uncertainty double precision,
 	OUT density double precision,
-	OUT cost double precision)
+	OUT cost double precision,
+	OUT disagreement double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'hl_next_batch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;
 
--- A NULL strategy is the task's default: margin for classification and
+-- A NULL strategy is the task's default: margin passing over classes that
+-- annotators disagree on (option disagreement 3) for classification, and
 -- least_confidence with the maximum over tokens for span models, the ones
 -- that measured best on the learning curves of docs/active-learning.md and
 -- docs/spans.md.

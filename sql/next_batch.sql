@@ -15,9 +15,13 @@ SELECT count(DISTINCT CASE WHEN b.id::int <= 12 THEN 'card' WHEN b.id::int <= 24
 FROM hl_next_batch('fresh', 6) b;
 
 -- After training: only unlabelled rows, best first, with predictions.
--- The default strategy is margin.
-SELECT bool_and(abs(d.score - m.score) < 1e-12) AS default_is_margin
-FROM hl_next_batch('tickets', 12) d JOIN hl_next_batch('tickets', 12, 'margin') m USING (id);
+-- The default strategy is margin with the option disagreement 3.
+SELECT bool_and(abs(d.score - m.score) < 1e-12) AS default_is_margin,
+	   bool_and(d.disagreement IS NOT NULL) AS default_estimates_disagreement
+FROM hl_next_batch('tickets', 12) d
+JOIN hl_next_batch('tickets', 12, 'margin', '{"disagreement": 3}') m USING (id);
+SELECT bool_and(disagreement IS NULL) AS margin_alone_estimates_none
+FROM hl_next_batch('tickets', 12, 'margin');
 SELECT count(*) AS rows, bool_and(t.category IS NULL) AS all_unlabelled
 FROM hl_next_batch('tickets', 5) b JOIN tickets t ON t.id = b.id::integer;
 
@@ -72,6 +76,41 @@ SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
 FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.01}');
 SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
 FROM hl_next_batch('tickets', 6, 'entropy', '{"max_class_share": 0.01, "diversity": 0.5}');
+
+-- Classes that annotators disagree on: requests for money back read alike
+-- and carry either label, refund or chargeback, while card texts agree.
+CREATE TABLE disputes (id int PRIMARY KEY, body text, label text);
+INSERT INTO disputes VALUES
+	(1, 'I want my money back for this purchase', 'refund'),
+	(2, 'I want my money back for this purchase please', 'chargeback'),
+	(3, 'please return the money for my order', 'refund'),
+	(4, 'please return the money for my order now', 'chargeback'),
+	(5, 'get my money back from the shop', 'chargeback'),
+	(6, 'get my money back from the shop today', 'refund'),
+	(7, 'my card has not arrived', 'card'),
+	(8, 'card still not delivered', 'card'),
+	(9, 'when will my card arrive', 'card'),
+	(10, 'my new card never came', 'card'),
+	(11, 'I want the money for my order back', NULL),
+	(12, 'money back for the purchase from the shop', NULL),
+	(13, 'card delivery is late', NULL),
+	(14, 'my card has not come', NULL);
+SELECT hl_create_model('disputes', 'disputes', text_column => 'body', label_column => 'label') > 0 AS created;
+SELECT version FROM hl_train('disputes');
+-- Each of the six money texts has a neighbour with the other label:
+-- 6 / (6 + 5 points of prior) between refund and chargeback, 0 elsewhere.
+SELECT id, label IN ('refund', 'chargeback') AS disputed,
+	   round(disagreement::numeric, 3) AS disagreement,
+	   abs(score - uncertainty * (1 - disagreement) ^ 3) < 1e-9 AS discounted
+FROM hl_next_batch('disputes', 4, options => '{"reserve": false}') ORDER BY id;
+-- margin alone puts the money rows first; the default puts them last.
+SELECT string_agg(id, ',') AS margin_order FROM hl_next_batch('disputes', 4, 'margin');
+SELECT string_agg(id, ',') AS default_order FROM hl_next_batch('disputes', 4);
+-- An exponent of 0 turns the factor off; any strategy that scores accepts it.
+SELECT bool_and(disagreement IS NULL) AS off
+FROM hl_next_batch('disputes', 4, options => '{"disagreement": 0}');
+SELECT count(*) AS entropy_rows, bool_and(disagreement IS NOT NULL) AS estimated
+FROM hl_next_batch('disputes', 4, 'entropy', '{"disagreement": 1}');
 
 -- Asking for more rows than the pool has returns the pool.
 SELECT count(*) FROM hl_next_batch('tickets', 100);

@@ -177,6 +177,7 @@ SELECT count(*) FROM hl_next_batch('slots', 2, 'margin', '{"reduction": "median"
 SELECT count(*) FROM hl_next_batch('slots', 2, 'coverage', '{"reduction": "max"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, 'random', '{"reduction": "max"}');
 SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 0.5}');
+SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"disagreement": 3}');
 SELECT count(*) FROM hl_next_batch('slots', 2, options => '{"max_class_share": 1, "reserve": false}');
 -- A span model not trained yet rejects the option before any NOTICE.
 SELECT hl_create_model('slots_fresh', 'utterances', text_column => 'text', label_column => 'spans',

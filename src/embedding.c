@@ -31,35 +31,53 @@ next_uniform(uint64_t *state)
 	return (double) (hl_mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-void
-hl_embed(const HlSparseVec *x, float *out)
+/*
+ * Project x onto 2^bits dimensions and L2-normalise.  Each of the
+ * HL_EMBED_PROBES probes of a bucket takes bits bits of the bucket's hash
+ * for its dimension and one more for its sign, so every width derives from
+ * the same hash and the 64-dimensional embedding stays as it was.
+ */
+static void
+embed_probes(const HlSparseVec *x, float *out, int bits)
 {
+	uint32_t	dims = UINT32_C(1) << bits;
 	double		norm2 = 0.0;
 
-	memset(out, 0, sizeof(float) * HL_EMBED_DIM);
+	memset(out, 0, sizeof(float) * dims);
 	for (uint32_t i = 0; i < x->nnz; i++)
 	{
 		uint64_t	h = hl_mix64((uint64_t) x->index[i] + UINT64_C(0x656d626564));
 
-		/* Each probe takes 6 bits of dimension and 1 bit of sign. */
 		for (int p = 0; p < HL_EMBED_PROBES; p++)
 		{
-			uint32_t	dim = (uint32_t) (h >> (p * 7)) & (HL_EMBED_DIM - 1);
-			float		sign = ((h >> (p * 7 + 6)) & 1) ? 1.0f : -1.0f;
+			uint32_t	dim = (uint32_t) (h >> (p * (bits + 1))) & (dims - 1);
+			float		sign = ((h >> (p * (bits + 1) + bits)) & 1) ? 1.0f : -1.0f;
 
 			out[dim] += sign * x->value[i];
 		}
 	}
 
-	for (int d = 0; d < HL_EMBED_DIM; d++)
+	for (uint32_t d = 0; d < dims; d++)
 		norm2 += (double) out[d] * out[d];
 	if (norm2 > 0.0)
 	{
 		float		scale = (float) (1.0 / sqrt(norm2));
 
-		for (int d = 0; d < HL_EMBED_DIM; d++)
+		for (uint32_t d = 0; d < dims; d++)
 			out[d] *= scale;
 	}
+}
+
+void
+hl_embed(const HlSparseVec *x, float *out)
+{
+	embed_probes(x, out, HL_EMBED_BITS);
+}
+
+void
+hl_embed_wide(const HlSparseVec *x, float *out)
+{
+	embed_probes(x, out, HL_WIDE_EMBED_BITS);
 }
 
 float

@@ -292,28 +292,6 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 	pfree(fold_of_row);
 }
 
-/* Return the class of name in model's sorted labels, or -1. */
-static int32
-hl_class_of(const HlModel *model, const char *name)
-{
-	int32		lo = 0;
-	int32		hi = (int32) model->n_labels - 1;
-
-	while (lo <= hi)
-	{
-		int32		mid = lo + (hi - lo) / 2;
-		int			cmp = strcmp(model->labels[mid], name);
-
-		if (cmp == 0)
-			return mid;
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 static int
 hl_compare_strings(const void *a, const void *b)
 {
@@ -411,7 +389,7 @@ hl_score_relation(HlModel *model, Oid relation, const char *text_column,
 				MemoryContextSwitchTo(spi);
 				continue;
 			}
-			y = hl_class_of(model, label);
+			y = hl_model_find_label(model, label);
 			if (y < 0)
 			{
 				if (out->unknown_label_rows == max_unknown)

@@ -127,6 +127,18 @@ typedef struct HlModel
 /* Module initialisers called from _PG_init; each defines its settings. */
 extern void hl_next_batch_init(void);
 
+/* Return the class of label name in a classifier's sorted labels, or -1. */
+extern int32 hl_model_find_label(const HlModel *model, const char *name);
+
+/*
+ * Return the most probable class other than first among the n_labels
+ * probabilities, the first such on a tie, or -1 when there is none.
+ */
+extern int32 hl_second_class(const float *proba, uint32 n_labels, int32 first);
+
+/* Featurise one text with a classifier's idf into model->vec, until the next call. */
+extern void hl_model_featurize(HlModel *model, const char *text, size_t len);
+
 /* Scoring of one text, shared by the prediction functions and hl_next_batch. */
 extern void hl_model_score(HlModel *model, const char *text, size_t len,
 						   HlPrediction *out);

@@ -370,6 +370,15 @@ hl_source_training_query_ordered(const HlModelDef *def)
 }
 
 char *
+hl_source_labelled_sample_query(const HlModelDef *def, int limit)
+{
+	/* md5 of the id, not random(): the same labels give the same sample. */
+	return psprintf("SELECT s.* FROM (%s) s (id, doc, labels)"
+					" WHERE s.labels IS NOT NULL ORDER BY md5(s.id), s.id COLLATE \"C\" LIMIT %d",
+					hl_source_training_query(def), limit);
+}
+
+char *
 hl_source_queued_query(const HlModelDef *def)
 {
 	return psprintf("SELECT s.* FROM (%s) s (id, doc, labels)"

@@ -50,6 +50,12 @@ extern void hl_check_evaluation_column(Oid relation, const char *column, const c
 extern char *hl_source_unlabelled_query(const HlModelDef *def, bool exclude_reserved);
 
 /*
+ * Query returning up to limit labelled rows of hl_source_training_query,
+ * a sample fixed by the ids.
+ */
+extern char *hl_source_labelled_sample_query(const HlModelDef *def, int limit);
+
+/*
  * Query returning the rows of hl_source_training_query whose id is queued
  * for model $1 in humanloop.label_queue up to queue entry $2.
  */

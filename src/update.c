@@ -34,16 +34,6 @@
 /* Patches in a row before an update stores the whole posterior again. */
 #define HL_MAX_PATCH_DEPTH 20
 
-/* Return the class of label name in model, or -1. */
-static int32
-hl_find_label(const HlModel *model, const char *name)
-{
-	for (uint32 k = 0; k < model->n_labels; k++)
-		if (strcmp(model->labels[k], name) == 0)
-			return (int32) k;
-	return -1;
-}
-
 /* Return the number of labelled items of def. */
 static int32
 hl_count_labelled(const HlModelDef *def)
@@ -149,7 +139,6 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 		char	   *name;
 		const char *body = "";
 		size_t		len = 0;
-		MemoryContext old;
 
 		/* A label removed since it was queued: nothing to learn from the item. */
 		if (isnull)
@@ -163,7 +152,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 			break;
 		}
 		name = TextDatumGetCString(elems[0]);
-		label[n_rows] = hl_find_label(model, name);
+		label[n_rows] = hl_model_find_label(model, name);
 		if (label[n_rows] < 0)
 		{
 			ok = false;
@@ -181,11 +170,7 @@ hl_update_model(const HlModelDef *def, int64 last_queue_id, HlTrainResult *resul
 				hl_check_text_length(len, psprintf("text of row \"%s\"", SPI_getvalue(tuple, desc, 1)));
 		}
 
-		/* The featuriser's buffers belong to the model's context. */
-		old = MemoryContextSwitchTo(model->context);
-		hl_featurize_counts(model->featurizer, body, len, &model->vec);
-		hl_tfidf_apply(model->idf, &model->vec);
-		MemoryContextSwitchTo(old);
+		hl_model_featurize(model, body, len);
 
 		if (nnz + model->vec.nnz > max_nnz)
 		{
