@@ -80,6 +80,8 @@ STRATEGIES = [
     ("margin + class share 0.02", "margin", {"max_class_share": 0.02}),
     ("margin + novelty 1", "margin", {"novelty": 1}),
     ("margin + novelty 3", "margin", {"novelty": 3}),
+    ("margin + disagreement 3", "margin", {"disagreement": 3}),
+    ("margin + disagreement 6", "margin", {"disagreement": 6}),
     ("default", None, {}),
 ]
 
@@ -87,7 +89,7 @@ STRATEGIES = [
 # hl_batch_options_parse).  A candidate is the SQL default when its strategy is
 # the default argument and its options equal these defaults.
 BATCH_OPTION_DEFAULTS = {"epistemic": 1.0, "density": 0.0, "diversity": 0.0, "cost": 0.0,
-                         "max_class_share": 1.0}
+                         "max_class_share": 1.0, "disagreement": 0.0}
 
 BATCH_SIZE = 50
 
@@ -676,14 +678,18 @@ def sql_default():
     arguments = match.group(1) if match else ""
     strategy = re.search(r"strategy\s+text\s+DEFAULT\s+'([^']*)'", arguments)
     options = re.search(r"options\s+jsonb\s+DEFAULT\s+'([^']*)'", arguments)
+    options = json.loads(options.group(1)) if options else {}
     if strategy:
-        strategy = strategy.group(1)
-    else:
-        # DEFAULT NULL: the C code names the classification default.
-        with open(os.path.join(REPOSITORY, "src", "sql_next_batch.c")) as f:
-            found = re.search(r'HL_DEFAULT_CLASSIFICATION_STRATEGY\s+"([^"]*)"', f.read())
-        strategy = found.group(1) if found else None
-    return strategy, json.loads(options.group(1)) if options else {}
+        return strategy.group(1), options
+    # DEFAULT NULL: the C code names the classification default and the
+    # options it sets for it.
+    with open(os.path.join(REPOSITORY, "src", "sql_next_batch.c")) as f:
+        source = f.read()
+    found = re.search(r'HL_DEFAULT_CLASSIFICATION_STRATEGY\s+"([^"]*)"', source)
+    disagreement = re.search(r"#define HL_DEFAULT_DISAGREEMENT\s+([0-9.]+)", source)
+    if disagreement and "disagreement" not in options:
+        options["disagreement"] = float(disagreement.group(1))
+    return (found.group(1) if found else None), options
 
 
 def default_candidate():
