@@ -61,13 +61,13 @@ hl_disagreement_fit(const float *x, uint32_t n, uint32_t dim,
 		for (uint32_t r = 0; r < rows; r++)
 		{
 			uint32_t	i = start + r;
-			const float *s = sim + (size_t) r * n;
+			const float *row_sim = sim + (size_t) r * n;
 			int64_t		best = -1;
 			int32_t		a;
 			int32_t		b;
 
 			for (uint32_t j = 0; j < n; j++)
-				if (j != i && (best < 0 || s[j] > s[best]))
+				if (j != i && (best < 0 || row_sim[j] > row_sim[best]))
 					best = j;
 			if (best < 0 || label[best] == label[i])
 				continue;
@@ -78,7 +78,7 @@ hl_disagreement_fit(const float *x, uint32_t n, uint32_t dim,
 		}
 	}
 
-	/* Equal keys are adjacent once sorted; each run becomes one pair. */
+	/* Sorting puts equal keys next to each other, so each run becomes one pair. */
 	qsort(keys, n_keys, sizeof(uint64_t), compare_u64);
 	out->pair = hl_alloc_array(n_keys > 0 ? n_keys : 1, sizeof(uint64_t));
 	out->crossings = hl_alloc_array(n_keys > 0 ? n_keys : 1, sizeof(uint32_t));

@@ -10,7 +10,8 @@
  * that define each candidate's density (how typical it is of the pool).
  * The batch is then chosen among the candidates only, so memory and time
  * grow with the pool linearly and with the batch size, never with pairs of
- * pool rows.
+ * pool rows.  With the option disagreement, a sample of labelled rows is read
+ * first, and its pairs give each pair of classes a disagreement rate.
  *
  * Concurrent annotators: the call takes a transaction-level advisory lock on
  * the model, skips rows another call reserved, and reserves what it returns

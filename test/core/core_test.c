@@ -18,6 +18,8 @@
 #include "metrics.h"
 #include "model_classifier.h"
 #include "crf_lattice.h"
+#include "disagreement.h"
+#include "embedding.h"
 #include "model_crf.h"
 #include "span_tags.h"
 #include "novelty.h"
@@ -1719,6 +1721,172 @@ test_crf_learns_spans(void)
 	hl_crf_transitions_free(&transitions);
 }
 
+/* Set row i of x (dim 4) to the unit vector along (a, b, c, d). */
+static void
+set_unit4(float *x, int i, double a, double b, double c, double d)
+{
+	double		norm = sqrt(a * a + b * b + c * c + d * d);
+
+	x[i * 4 + 0] = (float) (a / norm);
+	x[i * 4 + 1] = (float) (b / norm);
+	x[i * 4 + 2] = (float) (c / norm);
+	x[i * 4 + 3] = (float) (d / norm);
+}
+
+static void
+test_disagreement_pairs(void)
+{
+	float		x[6 * 4];
+	int32_t		label[6] = {0, 1, 0, 0, 2, 2};
+	HlDisagreement d;
+
+	/* Points 0 and 1 are near twins with labels 0 and 1, the rest agree. */
+	set_unit4(x, 0, 1, 0, 0, 0);
+	set_unit4(x, 1, 0.99, 0.14, 0, 0);
+	set_unit4(x, 2, 0, 1, 0, 0);
+	set_unit4(x, 3, 0, 0.99, 0.14, 0);
+	set_unit4(x, 4, 0, 0, 0, 1);
+	set_unit4(x, 5, 0, 0, 0.14, 0.99);
+	hl_disagreement_fit(x, 6, 4, label, 3, &d);
+
+	CHECK(d.points[0] == 3);
+	CHECK(d.points[1] == 1);
+	CHECK(d.points[2] == 2);
+	CHECK(d.n_pairs == 1);
+	CHECK(fabs(hl_disagreement_rate(&d, 0, 1) - 2.0 / (3 + 1 + HL_DISAGREEMENT_PRIOR)) < 1e-12);
+	CHECK(hl_disagreement_rate(&d, 1, 0) == hl_disagreement_rate(&d, 0, 1));
+	CHECK(hl_disagreement_rate(&d, 0, 2) == 0.0);
+	CHECK(hl_disagreement_rate(&d, 1, 1) == 0.0);
+	CHECK(hl_disagreement_rate(&d, -1, 0) == 0.0);
+	CHECK(hl_disagreement_rate(&d, 0, 3) == 0.0);
+	hl_disagreement_free(&d);
+
+	/* Two answers to one text: identical points, each the other's neighbour. */
+	set_unit4(x, 1, 1, 0, 0, 0);
+	label[1] = 2;
+	hl_disagreement_fit(x, 2, 4, label, 3, &d);
+	CHECK(fabs(hl_disagreement_rate(&d, 0, 2) - 2.0 / (2 + HL_DISAGREEMENT_PRIOR)) < 1e-12);
+	hl_disagreement_free(&d);
+
+	/* No points, and a single point without a neighbour. */
+	hl_disagreement_fit(x, 0, 4, label, 3, &d);
+	CHECK(d.n_pairs == 0);
+	CHECK(hl_disagreement_rate(&d, 0, 2) == 0.0);
+	hl_disagreement_free(&d);
+	hl_disagreement_fit(x, 1, 4, label, 3, &d);
+	CHECK(d.n_pairs == 0);
+	CHECK(d.points[0] == 1);
+	hl_disagreement_free(&d);
+}
+
+/* Across several blocks of the similarity matrix, the counts match a plain search. */
+static void
+test_disagreement_blocks(void)
+{
+	enum
+	{
+		N = 600, DIM = 8, CLASSES = 5
+	};
+	float	   *x = hl_alloc_array(N * DIM, sizeof(float));
+	int32_t		label[N];
+	uint32_t	expected[CLASSES][CLASSES];
+	uint64_t	state = 42;
+	HlDisagreement d;
+	int			mismatches = 0;
+
+	memset(expected, 0, sizeof(expected));
+	for (int i = 0; i < N; i++)
+	{
+		double		norm = 0.0;
+
+		for (int k = 0; k < DIM; k++)
+		{
+			state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+			x[i * DIM + k] = (float) ((double) (state >> 11) / 9007199254740992.0 - 0.5);
+			norm += (double) x[i * DIM + k] * x[i * DIM + k];
+		}
+		for (int k = 0; k < DIM; k++)
+			x[i * DIM + k] /= (float) sqrt(norm);
+		label[i] = (int32_t) ((state >> 20) % CLASSES);
+	}
+	for (int i = 0; i < N; i++)
+	{
+		int			best = -1;
+		float		best_sim = 0.0f;
+
+		for (int j = 0; j < N; j++)
+		{
+			float		sim = 0.0f;
+
+			for (int k = 0; k < DIM; k++)
+				sim += x[i * DIM + k] * x[j * DIM + k];
+			if (j != i && (best < 0 || sim > best_sim))
+			{
+				best = j;
+				best_sim = sim;
+			}
+		}
+		if (label[best] != label[i])
+			expected[label[i] < label[best] ? label[i] : label[best]]
+				[label[i] < label[best] ? label[best] : label[i]]++;
+	}
+
+	hl_disagreement_fit(x, N, DIM, label, CLASSES, &d);
+	for (int a = 0; a < CLASSES; a++)
+		for (int b = a + 1; b < CLASSES; b++)
+		{
+			double		rate = expected[a][b] / (d.points[a] + d.points[b] + HL_DISAGREEMENT_PRIOR);
+
+			/* sgemm sums in another order, so a near tie may go the other way. */
+			if (fabs(hl_disagreement_rate(&d, a, b) - rate) > 2.0 / N)
+				mismatches++;
+		}
+	CHECK(mismatches == 0);
+	hl_disagreement_free(&d);
+	hl_free(x);
+}
+
+/* The wide embedding is a unit vector and the same for the same input. */
+static void
+test_embed_wide(void)
+{
+	HlSparseVec v;
+	float		a[HL_WIDE_EMBED_DIM];
+	float		b[HL_WIDE_EMBED_DIM];
+	float		narrow[HL_EMBED_DIM];
+	double		norm2 = 0.0;
+
+	hl_sparse_init(&v);
+	v.index = hl_alloc_array(3, sizeof(uint32_t));
+	v.value = hl_alloc_array(3, sizeof(float));
+	v.capacity = 3;
+	v.nnz = 3;
+	v.index[0] = 5;
+	v.value[0] = 0.6f;
+	v.index[1] = 900;
+	v.value[1] = 0.48f;
+	v.index[2] = 16000;
+	v.value[2] = 0.64f;
+
+	hl_embed_wide(&v, a);
+	hl_embed_wide(&v, b);
+	hl_embed(&v, narrow);
+	for (int d = 0; d < HL_WIDE_EMBED_DIM; d++)
+		norm2 += (double) a[d] * a[d];
+	CHECK(fabs(norm2 - 1.0) < 1e-5);
+	CHECK(memcmp(a, b, sizeof(a)) == 0);
+	CHECK(fabs(hl_embed_dot(narrow, narrow) - 1.0) < 1e-5);
+
+	/* An empty vector embeds to zeros. */
+	v.nnz = 0;
+	hl_embed_wide(&v, a);
+	norm2 = 0.0;
+	for (int d = 0; d < HL_WIDE_EMBED_DIM; d++)
+		norm2 += (double) a[d] * a[d];
+	CHECK(norm2 == 0.0);
+	hl_sparse_free(&v);
+}
+
 int
 main(void)
 {
@@ -1759,6 +1927,9 @@ main(void)
 	test_pool_svd_rejects_bad_k();
 	test_pool_embedding_append();
 	test_novelty_unlabelled_topic();
+	test_disagreement_pairs();
+	test_disagreement_blocks();
+	test_embed_wide();
 
 	printf("%d passed, %d failed\n", n_passed, n_failed);
 	return n_failed == 0 ? 0 : 1;
