@@ -17,8 +17,8 @@
 
 /*
  * Dimensions of the wide embedding, for nearest neighbours among labelled
- * texts, where the 64 dimensions' error in a cosine (about 1 / 8) would
- * often pick the wrong neighbour.
+ * texts.  At 64 dimensions the error of a cosine is about 1 / 8, enough to
+ * change which text is nearest.
  */
 #define HL_WIDE_EMBED_BITS 8
 #define HL_WIDE_EMBED_DIM (1 << HL_WIDE_EMBED_BITS)

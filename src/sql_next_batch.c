@@ -71,8 +71,8 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
  * A classifier's default passes over rows between two classes that
  * annotators disagree on: the key is multiplied by (1 - rate)^3, where rate
  * is the disagreement of the row's two most probable classes.  The exponent
- * was chosen on banking77, where annotators answer three in ten texts of ten
- * confused pairs of intents with the other intent of the pair
+ * was chosen on banking77, where annotators label three in ten texts of ten
+ * confused pairs of intents as the other intent of the pair
  * (docs/active-learning.md).
  */
 #define HL_DEFAULT_DISAGREEMENT 3.0
@@ -378,9 +378,12 @@ hl_sample_offer(HlPoolScan *scan, const float *embedding)
 /*
  * Estimate how much annotators disagree between each pair of the model's
  * classes, from a sample of the labelled rows.  A row with several labels
- * counts once per label, so two answers to the same text are each other's
+ * counts once per label, so two labels of the same text are each other's
  * nearest neighbour.  Labels the model has not seen and texts without a
  * feature are left out.
+ *
+ * NOTE: the sample query reads and sorts every labelled row on each call,
+ * which is cheap for thousands of labels and not measured beyond 10,000.
  */
 static void
 hl_fit_disagreement(const HlModelDef *def, HlModel *model, HlDisagreement *out)
@@ -778,7 +781,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 						hl_strategy_name(options.strategy)),
 				 errhint("Remove the option: it turns token uncertainties into a sentence score, and this strategy uses none.")));
 
-	/* Sentences have no two most probable classes; 0, no factor, is harmless. */
+	/* Sentences have no two most probable classes, and 0 (no factor) is harmless. */
 	if (options.disagreement > 0.0 && strcmp(def->task, "spans") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
