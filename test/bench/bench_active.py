@@ -937,10 +937,10 @@ def stopping_lines(data, names, label):
     if not rows:
         return []
     return ["`hl_status` after every round: the labels at which it first recommended stopping, "
-            "per seed (at least ten labels per class, and the current version and the newest earlier "
-            "one trained on at least 2% fewer labels give the same "
-            "label to 99% of a 1,000-row pool sample), with the mean test accuracy there and its "
-            "share of the full-data accuracy.",
+            "per seed, with the mean test accuracy there and its share of the full-data accuracy. "
+            "It recommends stopping once every class has at least ten labels and the current "
+            "version gives the same label as the newest earlier one trained on at least 2% fewer "
+            "labels to 99% of a 1,000-row pool sample.",
             "",
             "| candidate | first `stop` at, per seed | accuracy there | share of full-data accuracy |",
             "|---|---|---|---|"] + rows + [""]
