@@ -103,10 +103,10 @@ SELECT id, label IN ('refund', 'chargeback') AS disputed,
 	   round(disagreement::numeric, 3) AS disagreement,
 	   abs(score - uncertainty * (1 - disagreement) ^ 3) < 1e-9 AS discounted
 FROM hl_next_batch('disputes', 4, options => '{"reserve": false}') ORDER BY id;
--- margin alone puts the money rows first; the default puts them last.
+-- margin alone puts the money rows first, and the default puts them last.
 SELECT string_agg(id, ',') AS margin_order FROM hl_next_batch('disputes', 4, 'margin');
 SELECT string_agg(id, ',') AS default_order FROM hl_next_batch('disputes', 4);
--- An exponent of 0 turns the factor off; any strategy that scores accepts it.
+-- An exponent of 0 turns the factor off.  Any strategy that scores accepts it.
 SELECT bool_and(disagreement IS NULL) AS off
 FROM hl_next_batch('disputes', 4, options => '{"disagreement": 0}');
 SELECT count(*) AS entropy_rows, bool_and(disagreement IS NOT NULL) AS estimated
