@@ -111,6 +111,7 @@ SELECT * FROM hl_next_batch('tickets', 5, options => '{"cost": "long"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"max_class_share": 0}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"disagreement": 11}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"disagreement": "high"}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"disagreement": 1e400}');
 SELECT * FROM hl_next_batch('tickets', 5, 'random', '{"disagreement": 1}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"reserve": "yes"}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"candidates": 0}');

@@ -18,6 +18,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "abstention.h"
 #include "catalog.h"
@@ -133,16 +134,28 @@ hl_option_number(const char *key, JsonbValue *value)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" is %s, but must be a number", key, hl_json_value_text(value)),
 				 errhint("Write the value as a JSON number without quotes, such as 1.")));
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+
+	/*
+	 * A number beyond double's range becomes an infinity, which every range
+	 * check then rejects with the option's name, instead of a bare overflow.
+	 */
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											  NumericGetDatum(value->val.numeric)));
 }
 
 char *
 hl_json_number_text(const JsonbValue *value)
 {
+	char	   *text;
+
 	Assert(value->type == jbvNumeric);
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
+	text = DatumGetCString(DirectFunctionCall1(numeric_out,
 											   NumericGetDatum(value->val.numeric)));
+
+	/* 1e400 prints as 401 digits, so long values are shown in scientific notation. */
+	if (strlen(text) > 24)
+		text = numeric_out_sci(value->val.numeric, 3);
+	return text;
 }
 
 int

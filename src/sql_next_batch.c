@@ -791,9 +791,9 @@ hl_next_batch(PG_FUNCTION_ARGS)
 		(options.strategy == HL_STRATEGY_COVERAGE || options.strategy == HL_STRATEGY_RANDOM))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"disagreement\" does not apply to strategy \"%s\"",
-						hl_strategy_name(options.strategy)),
-				 errhint("Remove the option: it discounts uncertainty, and this strategy uses none.")));
+				 errmsg("option \"disagreement\" is %g, but does not apply to strategy \"%s\"",
+						options.disagreement, hl_strategy_name(options.strategy)),
+				 errhint("Remove the option or set it to 0: it discounts rows between two predicted classes, and this strategy does not rank by predictions.")));
 
 	/* A sentence has no single predicted label to cap; 1, no cap, is harmless. */
 	if (options.max_class_share < 1.0 && strcmp(def->task, "spans") == 0)
@@ -869,7 +869,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	if (scan.seen == 0)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" has no unlabelled rows left to offer", name),
-				 errdetail("Every row is labelled or reserved by another hl_next_batch call.")));
+				 errdetail("Every row is labelled or reserved by an earlier hl_next_batch call.")));
 
 	/* Second stage: density, then the batch among the candidates. */
 	hl_compute_density(&scan);
