@@ -119,6 +119,7 @@ SELECT * FROM hl_next_batch('tickets', 5, options => '{"candidates": 0}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 2147483648}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": 12.5}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 1.0000001}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 1.00000010000000000000000000}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '"fast"');
 
 -- A damaged posterior is reported, never read.

@@ -152,9 +152,14 @@ hl_json_number_text(const JsonbValue *value)
 	text = DatumGetCString(DirectFunctionCall1(numeric_out,
 											   NumericGetDatum(value->val.numeric)));
 
-	/* 1e400 prints as 401 digits, so long values are shown in scientific notation. */
+	/*
+	 * 1e400 prints as 401 digits, so a value still long without trailing
+	 * zeros is shown in scientific notation, with a double's 17 digits.
+	 */
 	if (strlen(text) > 24)
-		text = numeric_out_sci(value->val.numeric, 3);
+		text = numeric_normalize(value->val.numeric);
+	if (strlen(text) > 24)
+		text = numeric_out_sci(value->val.numeric, 16);
 	return text;
 }
 

@@ -499,6 +499,12 @@ hl_posterior_deserialize(bytea *blob, HlModel *model, const char *what)
 		model->labels[i] = (char *) labels;
 		labels = end + 1;
 	}
+
+	/* Lookups by name search a classifier's labels in the strcmp order that training writes. */
+	if (!spans)
+		for (uint32 i = 1; i < header.n_labels; i++)
+			if (strcmp(model->labels[i - 1], model->labels[i]) >= 0)
+				hl_posterior_damaged(what, psprintf("Labels %u and %u are not in ascending order.", i, i + 1));
 	if (!(isfinite(header.temperature) && header.temperature > 0))
 		hl_posterior_damaged(what, "Its temperature is not a positive number.");
 	if (header.task == HL_FILE_SPANS_CRF_CLASSES)

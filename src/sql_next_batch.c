@@ -78,11 +78,11 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 #define HL_DEFAULT_DISAGREEMENT 3.0
 
 /*
- * Labelled rows sampled to estimate the disagreement.  The nearest
- * neighbours take all pairs of them: at 4,000 rows 16 million dot products
- * of HL_WIDE_EMBED_DIM floats.
+ * Labelled points (a row counts once per distinct label) sampled to
+ * estimate the disagreement.  The nearest neighbours take all pairs of
+ * them: at 4,000 points 16 million dot products of HL_WIDE_EMBED_DIM floats.
  */
-#define HL_DISAGREEMENT_MAX_ROWS 4000
+#define HL_DISAGREEMENT_MAX_POINTS 4000
 
 #define HL_BATCH_OPTION_NAMES "density, diversity, cost, novelty, disagreement, epistemic, max_class_share, reserve, candidates, seed, reduction (span models)"
 
@@ -377,10 +377,10 @@ hl_sample_offer(HlPoolScan *scan, const float *embedding)
 
 /*
  * Estimate how much annotators disagree between each pair of the model's
- * classes, from a sample of the labelled rows.  A row with several labels
- * counts once per label, so two labels of the same text are each other's
- * nearest neighbour.  Labels the model has not seen and texts without a
- * feature are left out.
+ * classes, from a sample of the labelled rows.  A row with several distinct
+ * labels counts once per label, so two different labels of the same text
+ * are each other's nearest neighbour.  Labels the model has not seen and
+ * texts without a feature are left out.
  *
  * NOTE: the sample query reads and sorts every labelled row on each call,
  * which is cheap for thousands of labels and not measured beyond 10,000.
@@ -393,58 +393,82 @@ hl_fit_disagreement(const HlModelDef *def, HlModel *model, HlDisagreement *out)
 	uint32		n = 0;
 	float	   *x = palloc(sizeof(float) * HL_WIDE_EMBED_DIM * capacity);
 	int32	   *label = palloc(sizeof(int32) * capacity);
+	Portal		portal;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(hl_source_labelled_sample_query(def, HL_DISAGREEMENT_MAX_ROWS), true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the labelled rows of model \"%s\"", def->name);
 
-	for (uint64 r = 0; r < SPI_processed; r++)
+	/* A cursor, so that long texts are not all in memory at once. */
+	portal = SPI_cursor_open_with_args(NULL, hl_source_labelled_sample_query(def, HL_DISAGREEMENT_MAX_POINTS),
+									   0, NULL, NULL, NULL, true, 0);
+
+	while (n < HL_DISAGREEMENT_MAX_POINTS)
 	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		doc = SPI_getbinval(tuple, desc, 2, &isnull);
-		Datum		labels_datum;
-		Datum	   *elems;
-		int			n_elems;
-		text	   *body;
-		float		embedding[HL_WIDE_EMBED_DIM];
+		SPI_cursor_fetch(portal, true, HL_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
 
-		CHECK_FOR_INTERRUPTS();
-		if (isnull)
-			continue;
-		labels_datum = SPI_getbinval(tuple, desc, 3, &isnull);
-		if (isnull)
-			continue;
-
-		body = DatumGetTextPP(doc);
-		hl_model_featurize(model, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
-		if (model->vec.nnz == 0)
-			continue;
-		hl_embed_wide(&model->vec, embedding);
-
-		deconstruct_array(DatumGetArrayTypeP(labels_datum), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, NULL, &n_elems);
-		for (int e = 0; e < n_elems; e++)
+		for (uint64 r = 0; r < SPI_processed && n < HL_DISAGREEMENT_MAX_POINTS; r++)
 		{
-			int32		k = hl_model_find_label(model, TextDatumGetCString(elems[e]));
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		doc = SPI_getbinval(tuple, desc, 2, &isnull);
+			Datum		labels_datum;
+			Datum	   *elems;
+			int			n_elems;
+			int32		previous = -1;
+			text	   *body;
+			size_t		len;
+			float		embedding[HL_WIDE_EMBED_DIM];
 
-			if (k < 0)
+			CHECK_FOR_INTERRUPTS();
+			if (isnull)
 				continue;
-			if (n == capacity)
-			{
-				MemoryContext old = MemoryContextSwitchTo(batch_context);
+			labels_datum = SPI_getbinval(tuple, desc, 3, &isnull);
+			if (isnull)
+				continue;
 
-				capacity *= 2;
-				x = repalloc(x, sizeof(float) * HL_WIDE_EMBED_DIM * capacity);
-				label = repalloc(label, sizeof(int32) * capacity);
-				MemoryContextSwitchTo(old);
+			body = DatumGetTextPP(doc);
+			len = VARSIZE_ANY_EXHDR(body);
+			if (len > (size_t) hl_max_text_bytes)
+				hl_check_text_length(len, psprintf("text of row \"%s\"", SPI_getvalue(tuple, desc, 1)));
+			hl_model_featurize(model, VARDATA_ANY(body), len);
+			if (model->vec.nnz == 0)
+				continue;
+			hl_embed_wide(&model->vec, embedding);
+
+			/*
+			 * The labels come sorted, so a label that several annotators
+			 * gave is skipped after its first copy.  Twin points would be
+			 * each other's neighbour and hide the row's real neighbour.
+			 */
+			deconstruct_array(DatumGetArrayTypeP(labels_datum), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &n_elems);
+			for (int e = 0; e < n_elems && n < HL_DISAGREEMENT_MAX_POINTS; e++)
+			{
+				int32		k = hl_model_find_label(model, TextDatumGetCString(elems[e]));
+
+				if (k < 0 || k == previous)
+					continue;
+				previous = k;
+				if (n == capacity)
+				{
+					MemoryContext old = MemoryContextSwitchTo(batch_context);
+
+					capacity *= 2;
+					x = repalloc(x, sizeof(float) * HL_WIDE_EMBED_DIM * capacity);
+					label = repalloc(label, sizeof(int32) * capacity);
+					MemoryContextSwitchTo(old);
+				}
+				memcpy(x + (size_t) n * HL_WIDE_EMBED_DIM, embedding, sizeof(embedding));
+				label[n++] = k;
 			}
-			memcpy(x + (size_t) n * HL_WIDE_EMBED_DIM, embedding, sizeof(embedding));
-			label[n++] = k;
 		}
+		SPI_freetuptable(SPI_tuptable);
 	}
+
+	SPI_cursor_close(portal);
 	SPI_finish();
 
 	hl_disagreement_fit(x, n, HL_WIDE_EMBED_DIM, label, model->n_labels, out);

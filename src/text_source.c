@@ -372,9 +372,13 @@ hl_source_training_query_ordered(const HlModelDef *def)
 char *
 hl_source_labelled_sample_query(const HlModelDef *def, int limit)
 {
-	/* md5 of the id, not random(): the same labels give the same sample. */
+	/*
+	 * A hash of the id, not random(), so the same labels give the same
+	 * sample.  sha256, unlike md5, works on servers in FIPS mode.
+	 */
 	return psprintf("SELECT s.* FROM (%s) s (id, doc, labels)"
-					" WHERE s.labels IS NOT NULL ORDER BY md5(s.id), s.id COLLATE \"C\" LIMIT %d",
+					" WHERE s.labels IS NOT NULL"
+					" ORDER BY sha256(convert_to(s.id, 'UTF8')), s.id COLLATE \"C\" LIMIT %d",
 					hl_source_training_query(def), limit);
 }
 
