@@ -37,7 +37,7 @@ typedef struct HlBatchOptions
 	double		diversity;		/* weight of the similarity penalty, 0..1 */
 	double		cost;			/* exponent of the effort divisor; 0: off */
 	double		novelty;		/* weight of the novelty factor; 0: off */
-	double		disagreement;	/* exponent of the agreement factor; 0: off */
+	double		disagreement;	/* exponent of the agreement factor, 0 for off */
 	double		max_class_share;	/* of one predicted class in a batch, (0, 1] */
 	bool		reserve;		/* reserve the returned rows */
 	uint32		candidates;		/* rows kept for the second stage */
@@ -55,7 +55,7 @@ typedef struct HlCandidate
 	double		uncertainty;	/* the strategy's score */
 	double		cost;			/* expected effort of labelling the row */
 	double		density;		/* similarity to the pool's cluster centres */
-	double		disagreement;	/* of the top two classes; NaN: not estimated */
+	double		disagreement;	/* of the top two classes, NaN when not estimated */
 	double		key;			/* first-stage rank: uncertainty / cost^a */
 	double		score;			/* final score */
 	int32		label;			/* -1 without a model */
