@@ -398,7 +398,7 @@ hl_fit_disagreement(const HlModelDef *def, HlModel *model, HlDisagreement *out)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* A cursor, so that long texts are not all in memory at once. */
+	/* Read through a cursor, so that long texts are not all in memory at once. */
 	portal = SPI_cursor_open_with_args(NULL, hl_source_labelled_sample_query(def, HL_DISAGREEMENT_MAX_POINTS),
 									   0, NULL, NULL, NULL, true, 0);
 
@@ -876,7 +876,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			unit_idf[j] = 1.0f;
 	}
 
-	/* Before the first stage, the classes that annotators disagree on. */
+	/* Before the first stage, estimate which classes annotators disagree on. */
 	use_disagreement = model != NULL && !hl_model_is_spans(model) && options.disagreement > 0.0;
 	if (use_disagreement)
 		hl_fit_disagreement(def, model, &disagreement);
