@@ -39,7 +39,8 @@ extern void hl_disagreement_fit(const float *x, uint32_t n, uint32_t dim,
 /*
  * Return the share of the labelled points of classes a and b whose
  * neighbour carries the other of the two labels, shrunk towards 0 by
- * HL_DISAGREEMENT_PRIOR.  0 when a equals b or either is out of range.
+ * HL_DISAGREEMENT_PRIOR.  The rate is 0 when a equals b or either is out of
+ * range.
  */
 extern double hl_disagreement_rate(const HlDisagreement *d, int32_t a, int32_t b);
 

@@ -136,7 +136,7 @@ extern int32 hl_model_find_label(const HlModel *model, const char *name);
  */
 extern int32 hl_second_class(const float *proba, uint32 n_labels, int32 first);
 
-/* Featurise one text with a classifier's idf into model->vec, until the next call. */
+/* Featurise one text with the model's idf into model->vec, which keeps it until the next call. */
 extern void hl_model_featurize(HlModel *model, const char *text, size_t len);
 
 /* Scoring of one text, shared by the prediction functions and hl_next_batch. */

@@ -27,7 +27,7 @@ hl_model_find_label(const HlModel *model, const char *name)
 	int32		lo = 0;
 	int32		hi = (int32) model->n_labels - 1;
 
-	/* Training sorts the labels by strcmp, so a binary search finds them. */
+	/* Training sorts the labels by strcmp and loading checks the order, so a binary search finds them. */
 	while (lo <= hi)
 	{
 		int32		mid = lo + (hi - lo) / 2;

@@ -1111,6 +1111,19 @@ test_pool_svd_rejects_bad_k(void)
 								projection, NULL, errbuf, sizeof(errbuf)) == -1);
 }
 
+/* Set v to the n entries of index and value, in new arrays. */
+static void
+sparse_from(HlSparseVec *v, uint32_t n, const uint32_t *index, const float *value)
+{
+	hl_sparse_init(v);
+	v->index = hl_alloc_array(n, sizeof(uint32_t));
+	v->value = hl_alloc_array(n, sizeof(float));
+	v->capacity = n;
+	v->nnz = n;
+	memcpy(v->index, index, sizeof(uint32_t) * n);
+	memcpy(v->value, value, sizeof(float) * n);
+}
+
 static void
 test_pool_embedding_append(void)
 {
@@ -1126,15 +1139,7 @@ test_pool_embedding_append(void)
 	HlSparseVec empty;
 	double		norm2 = 0.0;
 
-	hl_sparse_init(&x);
-	x.index = hl_alloc_array(2, sizeof(uint32_t));
-	x.value = hl_alloc_array(2, sizeof(float));
-	x.capacity = 2;
-	x.nnz = 2;
-	x.index[0] = 0;
-	x.value[0] = 0.6f;
-	x.index[1] = 2;
-	x.value[1] = 0.8f;
+	sparse_from(&x, 2, (const uint32_t[]) {0, 2}, (const float[]) {0.6f, 0.8f});
 
 	hl_pool_embedding_append(projection, 4, 2, 0.5f, &x, scratch);
 	CHECK(x.nnz == 4);
@@ -1152,13 +1157,7 @@ test_pool_embedding_append(void)
 	CHECK(x.index[3] == 5);
 
 	/* A vector only on bucket 3 embeds to zero and gets no entries. */
-	hl_sparse_init(&empty);
-	empty.index = hl_alloc_array(1, sizeof(uint32_t));
-	empty.value = hl_alloc_array(1, sizeof(float));
-	empty.capacity = 1;
-	empty.nnz = 1;
-	empty.index[0] = 3;
-	empty.value[0] = 1.0f;
+	sparse_from(&empty, 1, (const uint32_t[]) {3}, (const float[]) {1.0f});
 	hl_pool_embedding_append(projection, 4, 2, 0.5f, &empty, scratch);
 	CHECK(empty.nnz == 1);
 
@@ -1857,17 +1856,7 @@ test_embed_wide(void)
 	float		narrow[HL_EMBED_DIM];
 	double		norm2 = 0.0;
 
-	hl_sparse_init(&v);
-	v.index = hl_alloc_array(3, sizeof(uint32_t));
-	v.value = hl_alloc_array(3, sizeof(float));
-	v.capacity = 3;
-	v.nnz = 3;
-	v.index[0] = 5;
-	v.value[0] = 0.6f;
-	v.index[1] = 900;
-	v.value[1] = 0.48f;
-	v.index[2] = 16000;
-	v.value[2] = 0.64f;
+	sparse_from(&v, 3, (const uint32_t[]) {5, 900, 16000}, (const float[]) {0.6f, 0.48f, 0.64f});
 
 	hl_embed_wide(&v, a);
 	hl_embed_wide(&v, b);
