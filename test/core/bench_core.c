@@ -655,7 +655,7 @@ main(int argc, char **argv)
 
 		memcpy(index + row_start[r], v->index, v->nnz * sizeof(uint32_t));
 		memcpy(value + row_start[r], v->value, v->nnz * sizeof(float));
-		label[r] = label[labelled[r]];
+		label[r] = train_label[labelled[r]];
 	}
 	{
 		double		t_feat = now() - t0;
