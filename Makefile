@@ -7,7 +7,7 @@ MODULE_big = humanloop
 CORE_OBJS = src/hl_alloc.o src/tokenize.o src/features.o src/model_classifier.o \
 	src/span_features.o src/span_tags.o src/crf_lattice.o src/model_crf.o src/crf_predict.o \
 	src/crf_calibrate.o src/embedding.o src/disagreement.o src/pool_embedding.o src/novelty.o src/word_classes.o src/model_update.o \
-	src/metrics.o
+	src/self_training.o src/metrics.o
 OBJS = $(CORE_OBJS) \
 	src/humanloop.o src/posterior_io.o src/catalog.o src/model_cache.o \
 	src/text_source.o src/train.o src/sql_model.o src/sql_train.o src/sql_predict.o \

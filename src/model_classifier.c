@@ -1011,12 +1011,13 @@ compare_row_groups(const void *a, const void *b)
 /*
  * Mark rows as held out (heldout[i] = true) for roughly HELDOUT_FRACTION of
  * the items of every class; an item's class is the label of its first row.
- * Rows of zero weight count for nothing.  Returns false when the data is too
+ * Rows of zero weight count for nothing, and rows flagged in train_only
+ * (may be NULL) are never held out.  Returns false when the data is too
  * small to split.
  */
 static bool
-choose_heldout(const HlDataset *data, const float *weight, uint64_t seed,
-			   bool *heldout)
+choose_heldout(const HlDataset *data, const float *weight, const uint8_t *train_only,
+			   uint64_t seed, bool *heldout)
 {
 	uint32_t	n = data->n_rows;
 	RowGroup   *rg = hl_alloc_array(n, sizeof(RowGroup));
@@ -1028,7 +1029,11 @@ choose_heldout(const HlDataset *data, const float *weight, uint64_t seed,
 	uint32_t	n_in_rows = 0;
 	bool		ok;
 
-	/* Group rows into items; rows of weight 0 are left out entirely. */
+	/*
+	 * Group rows into items; rows of weight 0 are left out entirely.  Rows
+	 * marked train_only are no item at all, so they neither go out nor
+	 * change which items of the others do.
+	 */
 	for (uint32_t i = 0; i < n; i++)
 	{
 		rg[i].group = data->group ? data->group[i] : i;
@@ -1040,7 +1045,13 @@ choose_heldout(const HlDataset *data, const float *weight, uint64_t seed,
 	{
 		uint32_t	i = rg[t].row;
 
-		if (t == 0 || rg[t].group != rg[t - 1].group)
+		if (train_only && train_only[i])
+		{
+			item_of_row[i] = UINT32_MAX;
+			continue;
+		}
+
+		if (n_items == 0 || rg[t].group != items[n_items - 1].key)
 		{
 			items[n_items].label = data->label[i];
 			items[n_items].key = rg[t].group;
@@ -1078,15 +1089,10 @@ choose_heldout(const HlDataset *data, const float *weight, uint64_t seed,
 				n_out = 1;
 			for (uint32_t t = start; t < start + n_out; t++)
 			{
-				/* Items are numbered in group order; find by key. */
+				/* Items are numbered in key order; find by key. */
 				uint32_t	lo = 0;
 				uint32_t	hi = n_items;
 
-				if (!data->group)
-				{
-					item_out[sorted[t].key] = true;
-					continue;
-				}
 				while (lo < hi)
 				{
 					uint32_t	mid = lo + (hi - lo) / 2;
@@ -1105,7 +1111,7 @@ choose_heldout(const HlDataset *data, const float *weight, uint64_t seed,
 
 	for (uint32_t i = 0; i < n; i++)
 	{
-		heldout[i] = ok && item_out[item_of_row[i]];
+		heldout[i] = ok && item_of_row[i] != UINT32_MAX && item_out[item_of_row[i]];
 		if (weight[i] > 0.0f)
 		{
 			if (heldout[i])
@@ -1230,11 +1236,14 @@ has_two_classes(const int32_t *labels, uint32_t n)
  * Return the temperature fitted on out-of-fold logits, for data too small
  * for a held-out split.  The rows are cut into at most NO_SPLIT_FOLDS folds
  * by item, so rows of one group stay together.  Each fold is predicted by a
- * MAP fit at lambda on the others, started from zero.  Returns 1 when fewer
- * than two folds have rows.  theta is scratch space of pr->n_params floats.
+ * MAP fit at lambda on the others, started from zero.  Rows flagged in
+ * train_only (may be NULL) are fitted in every fold and never predicted.
+ * Returns 1 when fewer than two folds have rows.  theta is scratch space
+ * of pr->n_params floats.
  */
 static double
 out_of_fold_temperature(const Problem *pr, const HlDataset *data,
+						const uint8_t *train_only,
 						const RowSet *all, double lambda, uint64_t seed,
 						uint32_t max_iter, double tol, Lbfgs *solver,
 						float *theta, float *p, float *z, float *q)
@@ -1280,7 +1289,8 @@ out_of_fold_temperature(const Problem *pr, const HlDataset *data,
 		for (uint32_t r = 0; r < all->n; r++)
 		{
 			uint32_t	i = all->rows[r];
-			RowSet	   *to = fold_of[r] == f ? &fold_rows : &fit_rows;
+			bool		out = fold_of[r] == f && !(train_only && train_only[i]);
+			RowSet	   *to = out ? &fold_rows : &fit_rows;
 
 			to->rows[to->n++] = i;
 			to->weight_sum += pr->weight[i];
@@ -1341,6 +1351,7 @@ hl_fit_options_default(HlFitOptions *options)
 	options->seed = 0;
 	options->init_mean = NULL;
 	options->init_bias_mean = NULL;
+	options->train_only = NULL;
 }
 
 /* Allocate a zeroed posterior of the given shape. */
@@ -1592,7 +1603,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 
 	/* Row sets: all rows, and the split when there is one. */
 	heldout = hl_alloc_array(n > 0 ? n : 1, sizeof(bool));
-	split = n > 0 && choose_heldout(data, pr.weight, opts.seed, heldout);
+	split = n > 0 && choose_heldout(data, pr.weight, opts.train_only, opts.seed, heldout);
 	all.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	train.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	test.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
@@ -1756,7 +1767,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 * five banking77 intents the cross-validated ECE was 0.35 at 0.83
 		 * accuracy.  Out-of-fold logits give a temperature without a split.
 		 */
-		temperature = out_of_fold_temperature(&pr, data, &all, lambda, opts.seed,
+		temperature = out_of_fold_temperature(&pr, data, opts.train_only, &all, lambda, opts.seed,
 											  max_iter, tol, &solver, theta,
 											  p, z, q);
 		initial_theta(&pr, active_cols, &opts, theta);

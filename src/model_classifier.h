@@ -53,6 +53,14 @@ typedef struct HlFitOptions
 	 */
 	const float *init_mean;
 	const float *init_bias_mean;
+
+	/*
+	 * Optional flags, one per row (NULL: none): rows that always stay on
+	 * the training side of the held-out split and of the out-of-fold
+	 * folds.  Self-training marks its pseudo-labelled rows so, because the
+	 * prior precision, T and c must be judged on labels a person gave.
+	 */
+	const uint8_t *train_only;
 } HlFitOptions;
 
 /*
