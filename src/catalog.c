@@ -24,7 +24,7 @@
 #include "catalog.h"
 
 /* Model options accepted in the options jsonb, for messages. */
-#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, novelty (classifiers), allow_overlap and word_classes (span models)"
+#define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, novelty and self_training (classifiers), allow_overlap and word_classes (span models)"
 
 /* Start SPI, raising an error when that fails. */
 static void
@@ -214,6 +214,7 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 	def->allow_overlap = false;
 	def->word_classes = true;
 	def->novelty = 0;
+	def->self_training = 0.0;
 	if (spans)
 		def->features.hash_bits = HL_SPANS_DEFAULT_HASH_BITS;
 
@@ -288,6 +289,23 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 						 errmsg("option \"novelty\" is %d, but must be 0 or from %d to %d",
 								def->novelty, HL_NOVELTY_MIN_DIMENSIONS, HL_NOVELTY_MAX_DIMENSIONS),
 						 errhint("Rows are normalised to length 1, so a few dimensions cannot tell them apart. 128 was measured on banking77.")));
+		}
+		else if (strcmp(key, "self_training") == 0)
+		{
+			double		weight = hl_option_number(key, &value);
+
+			if (spans)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"self_training\" applies only to classifiers"),
+						 errhint("Leave the option out of span models.")));
+			if (!(weight >= 0.0 && weight <= 1.0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model option \"self_training\" is %s, but must be from 0 to 1",
+								hl_json_number_text(&value)),
+						 errhint("It is the weight of a pseudo-labelled row against a labelled one: pass 0.3, or 0 to turn self-training off.")));
+			def->self_training = weight;
 		}
 		else if (strcmp(key, "prior_precision") == 0)
 		{

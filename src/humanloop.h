@@ -80,6 +80,7 @@ typedef struct HlModelDef
 	bool		allow_overlap;	/* spans: accept overlapping spans in one label */
 	bool		word_classes;	/* spans: learn word classes from the pool's text */
 	int32		novelty;		/* classifiers: latent dimensions of the novelty score, 0 for none */
+	double		self_training;	/* classifiers: weight of pseudo-labelled rows, 0 for none */
 } HlModelDef;
 
 /*

@@ -40,6 +40,7 @@
 #include "catalog.h"
 #include "model_cache.h"
 #include "posterior_io.h"
+#include "self_training.h"
 #include "text_source.h"
 #include "train.h"
 
@@ -63,6 +64,15 @@
  */
 #define HL_NOVELTY_MAX_POOL_ROWS 50000
 #define HL_NOVELTY_SEED 42
+
+/*
+ * Unlabelled rows self-training predicts.  NOTE: the first in id order, not
+ * a sample, as for the novelty score.
+ */
+#define HL_SELF_TRAINING_MAX_ROWS 50000
+
+/* Iterations of the fit with pseudo-labelled rows, from the labelled fit. */
+#define HL_SELF_TRAINING_ITERATIONS 40
 
 /* Labelled rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTrainingSet
@@ -261,12 +271,15 @@ hl_training_add_item(HlTrainingSet *set, HlLabelSet *labels,
 
 /*
  * Read every row of the model's relation: count document frequencies and
- * keep the labelled rows' term counts, and when pool is not NULL the term
- * counts of the first HL_NOVELTY_MAX_POOL_ROWS rows, labelled or not.
+ * keep the labelled rows' term counts.  When pool is not NULL, also keep
+ * the term counts of the first HL_NOVELTY_MAX_POOL_ROWS rows, labelled or
+ * not, and when unlabelled is not NULL those of the first
+ * HL_SELF_TRAINING_MAX_ROWS rows without a label.
  */
 static void
 hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
-				 HlTrainingSet *set, HlLabelSet *labels, HlTrainingSet *pool)
+				 HlTrainingSet *set, HlLabelSet *labels, HlTrainingSet *pool,
+				 HlTrainingSet *unlabelled)
 {
 	MemoryContext train_context = CurrentMemoryContext;
 	MemoryContext row_context;
@@ -330,6 +343,8 @@ hl_training_read(const HlModelDef *def, HlFeaturizer *featurizer, uint32 *df,
 				MemoryContextSwitchTo(train_context);
 				hl_training_add_item(set, labels, &counts, array);
 			}
+			else if (unlabelled != NULL && unlabelled->n_rows < HL_SELF_TRAINING_MAX_ROWS)
+				hl_training_append(unlabelled, &counts, 0, 1.0f, 0);
 
 			MemoryContextSwitchTo(spi_context);
 			MemoryContextReset(row_context);
@@ -512,7 +527,11 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 	int32		chosen_rows;
 	double		lambda;
 
-	if (def->current_version <= 0 || training->n_labels < 2)
+	/*
+	 * A self-trained version would pick its own pseudo-labels again: a
+	 * fit of a few iterations from it stays close to it.
+	 */
+	if (def->current_version <= 0 || training->n_labels < 2 || def->self_training > 0.0)
 		return 0;
 	if (!hl_catalog_prior_choice(def->model_id, def->current_version, &chosen_rows, &lambda))
 		return 0;
@@ -551,6 +570,7 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	HlFeaturizer *featurizer;
 	HlTrainingSet set;
 	HlTrainingSet pool;
+	HlTrainingSet unlabelled;
 	HlLabelSet labels;
 	uint32		dim;
 	uint32		n_classes;
@@ -565,7 +585,9 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	memset(&set, 0, sizeof(set));
 	hl_labels_init(&labels);
 	memset(&pool, 0, sizeof(pool));
-	hl_training_read(def, featurizer, df, &set, &labels, def->novelty > 0 ? &pool : NULL);
+	memset(&unlabelled, 0, sizeof(unlabelled));
+	hl_training_read(def, featurizer, df, &set, &labels, def->novelty > 0 ? &pool : NULL,
+					 def->self_training > 0.0 ? &unlabelled : NULL);
 
 	if (set.n_items == 0)
 		ereport(ERROR,
@@ -594,6 +616,21 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 		row.value = set.value + set.row_start[i];
 		hl_tfidf_apply(idf, &row);
 	}
+	for (uint32 i = 0; i < unlabelled.n_rows; i++)
+	{
+		HlSparseVec row;
+
+		row.nnz = (uint32) (unlabelled.row_start[i + 1] - unlabelled.row_start[i]);
+		row.capacity = row.nnz;
+		row.index = unlabelled.index + unlabelled.row_start[i];
+		row.value = unlabelled.value + unlabelled.row_start[i];
+		hl_tfidf_apply(idf, &row);
+	}
+	out->unlabelled.n_rows = unlabelled.n_rows;
+	out->unlabelled.row_start = unlabelled.row_start;
+	out->unlabelled.index = unlabelled.index;
+	out->unlabelled.value = unlabelled.value;
+	out->unlabelled.group = NULL;
 
 	memset(&out->novelty, 0, sizeof(out->novelty));
 	if (def->novelty > 0)
@@ -613,6 +650,62 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	out->n_labels = labels.n;
 	out->labels = names;
 	out->idf = idf;
+}
+
+/*
+ * Fit classifier again with the unlabelled rows it predicts with
+ * probability HL_SELF_TRAINING_THRESHOLD or more, labelled so and weighted
+ * by the model option self_training.  options and report are those of the
+ * labelled fit that made classifier.  The refit keeps its prior precision,
+ * temperature and variance scale: they were chosen on held-out labelled
+ * rows, and pseudo-labels would judge a model by its own answers.  Returns
+ * the number of pseudo-labelled rows.
+ */
+static uint32
+hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
+					   const HlFitOptions *options, HlClassifier *classifier,
+					   HlFitReport *report)
+{
+	HlSelfTrainingSet extended;
+	HlFitOptions again = *options;
+	HlFitReport refit_report;
+	HlClassifier refit;
+	char		errbuf[256];
+	uint32		n_pseudo;
+
+	hl_self_training_extend(classifier, &training->data, &training->unlabelled,
+							HL_SELF_TRAINING_THRESHOLD, (float) def->self_training, &extended);
+	n_pseudo = extended.n_pseudo;
+	if (n_pseudo == 0)
+	{
+		hl_self_training_free(&extended);
+		return 0;
+	}
+
+	/*
+	 * Every row train-only: no split and no out-of-fold fits, just the MAP
+	 * fit on all rows, started from the labelled fit.
+	 */
+	memset(extended.train_only, 1, extended.data.n_rows);
+	again.prior_precision = report->prior_precision;
+	again.init_mean = classifier->mean;
+	again.init_bias_mean = classifier->bias_mean;
+	again.max_iterations = HL_SELF_TRAINING_ITERATIONS;
+	again.train_only = extended.train_only;
+	hl_classifier_alloc(&refit, classifier->dim, classifier->n_classes);
+	if (hl_classifier_fit(&extended.data, &again, &refit, &refit_report, errbuf, sizeof(errbuf)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not fit model \"%s\" with %u pseudo-labelled rows: %s",
+						def->name, n_pseudo, errbuf)));
+	hl_self_training_free(&extended);
+
+	refit.temperature = classifier->temperature;
+	refit.variance_scale = classifier->variance_scale;
+	hl_classifier_free(classifier);
+	*classifier = refit;
+	report->iterations += refit_report.iterations;
+	return n_pseudo;
 }
 
 /*
@@ -644,6 +737,8 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	int32		version;
 	int32		prior_chosen_rows;
 	bool		warm;
+	bool		split;
+	uint32		n_pseudo = 0;
 
 	if (strcmp(def->task, "spans") == 0)
 	{
@@ -668,6 +763,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 
 	/* Fit the posterior, from the current version when it is close. */
 	hl_training_fit_options(def, &options);
+	memset(&calibration, 0, sizeof(calibration));
 	prior_chosen_rows = hl_training_warm_start(def, &training, &options, &calibration);
 	warm = prior_chosen_rows > 0;
 	if (!warm)
@@ -677,6 +773,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\": %s", name, errbuf)));
+	split = report.heldout_rows > 0;
 	if (warm)
 	{
 		classifier.temperature = calibration.temperature;
@@ -687,6 +784,13 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 		report.heldout_accuracy = NAN;
 		report.heldout_nll = NAN;
 	}
+
+	/*
+	 * Self-training, once the labelled fit had held-out rows to calibrate
+	 * on: without them the pseudo-labels' probabilities mean little.
+	 */
+	if (def->self_training > 0.0 && training.unlabelled.n_rows > 0 && split)
+		n_pseudo = hl_training_self_train(def, &training, &options, &classifier, &report);
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,
@@ -716,6 +820,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "iterations", report.iterations);
 	hl_json_number(&metrics, "feature_buckets", dim);
 	hl_json_number(&metrics, "novelty_dimensions", training.novelty.k);
+	hl_json_number(&metrics, "pseudo_labelled_rows", n_pseudo);
 	hl_json_number(&metrics, "prior_chosen_rows", prior_chosen_rows);
 	appendStringInfo(&metrics, ", \"warm_start\": %s", warm ? "true" : "false");
 

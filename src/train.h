@@ -31,6 +31,7 @@ typedef struct HlTrainingData
 	char	  **labels;
 	float	   *idf;
 	HlNovelty	novelty;		/* k 0 unless the model option novelty is set */
+	HlSparseRows unlabelled;	/* TF-IDF rows without a label, for self-training */
 } HlTrainingData;
 
 /*

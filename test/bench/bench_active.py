@@ -64,6 +64,7 @@ DEFAULT_OUT = os.path.join(REPOSITORY, "docs", "active-learning.md")
 # so that candidate is whatever the extension's default is.  When an explicit
 # candidate equals the default, the report marks that one instead.  The options are passed to every hl_next_batch
 # call of the run after the cold start, together with {"seed": S, "reserve": false}.
+# A key "model:NAME" is not a batch option: it goes to hl_create_model's options.
 STRATEGIES = [
     ("random", "random", {}),
     ("margin", "margin", {}),
@@ -82,6 +83,10 @@ STRATEGIES = [
     ("margin + novelty 3", "margin", {"novelty": 3}),
     ("margin + disagreement 3", "margin", {"disagreement": 3}),
     ("margin + disagreement 6", "margin", {"disagreement": 6}),
+    ("random, self-training 0.3", "random", {"model:self_training": 0.3}),
+    ("margin, self-training 0.3", "margin", {"model:self_training": 0.3}),
+    ("margin + disagreement 3, self-training 0.3", "margin",
+     {"disagreement": 3, "model:self_training": 0.3}),
     ("default", None, {}),
 ]
 
@@ -300,7 +305,11 @@ def run_strategy(admin_dsn, template, spec, out_path, max_labels, extended):
     cur = database.conn.cursor()
     model = "active"
     # The batch option novelty needs the model option of that name.
-    model_options = json.dumps({"novelty": NOVELTY_DIMENSIONS} if options.get("novelty") else {})
+    model_options = {"novelty": NOVELTY_DIMENSIONS} if options.get("novelty") else {}
+    model_options.update({key[len("model:"):]: value for key, value in options.items()
+                          if key.startswith("model:")})
+    options = {key: value for key, value in options.items() if not key.startswith("model:")}
+    model_options = json.dumps(model_options)
     cur.execute("""SELECT hl_create_model(%s, 'public.pool', text_column => 'text',
                                           label_column => 'label', options => %s)""",
                 (model, model_options))
