@@ -19,7 +19,7 @@ OBJS = $(CORE_OBJS) \
 DATA = humanloop--$(EXTVERSION).sql
 PGFILEDESC = "humanloop - active learning for text"
 
-REGRESS = create_model train predict next_batch errors evaluate novelty spans span_word_classes label_queue
+REGRESS = create_model train predict next_batch errors evaluate novelty self_training spans span_word_classes label_queue
 REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config

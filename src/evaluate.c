@@ -237,6 +237,11 @@ hl_cross_validate(const HlModelDef *def, const HlTrainingData *training,
 		char		errbuf[256];
 		float	   *workspace;
 
+		/*
+		 * NOTE: folds fit the labelled rows alone, also for a model with the
+		 * option self_training, so they estimate a model without its
+		 * pseudo-labels.
+		 */
 		CHECK_FOR_INTERRUPTS();
 		hl_fold_training_rows(data, fold_of_row, fold, &subset);
 		hl_classifier_alloc(&classifier, data->dim, data->n_classes);

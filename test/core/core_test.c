@@ -24,6 +24,7 @@
 #include "span_tags.h"
 #include "novelty.h"
 #include "pool_embedding.h"
+#include "self_training.h"
 #include "span_features.h"
 #include "tokenize.h"
 
@@ -699,6 +700,102 @@ test_fit_heldout_split_with_groups(void)
 	CHECK(again.prior_precision == report.prior_precision);
 	CHECK(again.heldout_nll == report.heldout_nll);
 
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+static void
+test_self_training_keeps_split(void)
+{
+	static const char *const words[4][3] = {
+		{"refund", "money", "charge"},
+		{"card", "lost", "stolen"},
+		{"transfer", "account", "bank"},
+		{"pin", "code", "locked"},
+	};
+	enum
+	{
+		N = 160,
+		LABELLED = 100
+	};
+	const char *texts[N];
+	char		buf[N][64];
+	int32_t		labels[N];
+	Corpus		c;
+	HlDataset	labelled;
+	HlSparseRows unlabelled;
+	HlSelfTrainingSet extended;
+	HlClassifier model;
+	HlClassifier refit;
+	HlFitOptions options;
+	HlFitReport report;
+	HlFitReport again;
+	uint32_t	right = 0;
+	char		err[128];
+
+	for (int i = 0; i < N; i++)
+	{
+		int			cl = i % 4;
+
+		snprintf(buf[i], sizeof(buf[i]), "%s %s %s item%d", words[cl][i % 3],
+				 words[cl][(i / 3) % 3], words[cl][(i / 7) % 3], i % 11);
+		texts[i] = buf[i];
+		labels[i] = cl;
+	}
+	corpus_build(&c, texts, labels, N, 4);
+	labelled = c.data;
+	labelled.n_rows = LABELLED;
+	unlabelled.n_rows = N - LABELLED;
+	unlabelled.row_start = c.row_start + LABELLED;
+	unlabelled.index = c.index;
+	unlabelled.value = c.value;
+	unlabelled.group = NULL;
+
+	hl_classifier_alloc(&model, c.data.dim, 4);
+	hl_fit_options_default(&options);
+	options.seed = 7;
+	CHECK(hl_classifier_fit(&labelled, &options, &model, &report, err, sizeof(err)) == 0);
+	CHECK(report.heldout_rows > 0);
+
+	/* Confident rows come after the labelled ones, flagged and weighted. */
+	hl_self_training_extend(&model, &labelled, &unlabelled, 0.5, 0.3f, &extended);
+	CHECK(extended.n_pseudo > 0);
+	CHECK(extended.n_pseudo <= N - LABELLED);
+	CHECK(extended.data.n_rows == LABELLED + extended.n_pseudo);
+	for (uint32_t i = 0; i < extended.data.n_rows; i++)
+	{
+		bool		pseudo = i >= LABELLED;
+
+		CHECK(extended.train_only[i] == (pseudo ? 1 : 0));
+		CHECK(extended.data.weight[i] == (pseudo ? 0.3f : 1.0f));
+		CHECK(extended.data.group[i] == i);
+	}
+
+	/* Each pseudo-label is the class of a row with that row's words. */
+	for (uint32_t i = LABELLED; i < extended.data.n_rows; i++)
+	{
+		uint64_t	start = extended.data.row_start[i];
+
+		for (uint32_t r = LABELLED; r < N; r++)
+			if (c.row_start[r + 1] - c.row_start[r] == extended.data.row_start[i + 1] - start &&
+				memcmp(c.index + c.row_start[r], extended.data.index + start,
+					   (extended.data.row_start[i + 1] - start) * sizeof(uint32_t)) == 0 &&
+				labels[r] == extended.data.label[i])
+			{
+				right++;
+				break;
+			}
+	}
+	CHECK(right >= extended.n_pseudo * 9 / 10);
+
+	/* Flagged rows are never held out: the split is the labelled fit's. */
+	options.train_only = extended.train_only;
+	hl_classifier_alloc(&refit, c.data.dim, 4);
+	CHECK(hl_classifier_fit(&extended.data, &options, &refit, &again, err, sizeof(err)) == 0);
+	CHECK(again.heldout_rows == report.heldout_rows);
+
+	hl_self_training_free(&extended);
+	hl_classifier_free(&refit);
 	hl_classifier_free(&model);
 	corpus_free(&c);
 }
@@ -1908,6 +2005,7 @@ main(void)
 	test_fit_tiny_row_counts();
 	test_fit_rejects_bad_input();
 	test_fit_heldout_split_with_groups();
+	test_self_training_keeps_split();
 	test_fit_interrupt_hook();
 	test_metrics_known_values();
 	test_abstention_threshold();

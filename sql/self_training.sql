@@ -1,0 +1,67 @@
+-- Self-training: confident unlabelled rows join the fit with their
+-- predicted label and a small weight.
+SET humanloop.reservation_timeout = 0;
+
+-- Three intents with 16 wordings each, and three patterns per intent.  The
+-- first two patterns of each intent are labelled: 96 items, enough for a
+-- held-out split.  The third pattern's rows have no label.
+CREATE TABLE requests (id integer PRIMARY KEY, body text NOT NULL, intent text);
+INSERT INTO requests (id, body, intent)
+SELECT t.k * 100 + w.n, format(t.pattern, w.word), CASE WHEN t.k % 3 <> 0 THEN t.intent END
+FROM (VALUES (1, 'my %s card has not arrived yet', 'card'),
+			 (2, 'when will my %s card be delivered', 'card'),
+			 (3, 'the %s card I ordered is late', 'card'),
+			 (4, 'my %s transfer is still pending', 'transfer'),
+			 (5, 'the %s transfer did not reach the recipient', 'transfer'),
+			 (6, 'why did my %s transfer fail', 'transfer'),
+			 (7, 'I want a refund for the %s order', 'refund'),
+			 (8, 'please return my money for the %s purchase', 'refund'),
+			 (9, 'how long does a %s refund take', 'refund')) AS t (k, pattern, intent),
+	 unnest(ARRAY['new', 'old', 'spare', 'business', 'joint', 'savings', 'main', 'second',
+				  'travel', 'student', 'family', 'premium', 'basic', 'online', 'local', 'foreign'])
+	 WITH ORDINALITY AS w (word, n);
+SELECT count(intent) AS labelled, count(*) - count(intent) AS unlabelled FROM requests;
+
+SELECT hl_create_model('selftrained', 'requests', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": 0.3}') > 0 AS created;
+SELECT hl_create_model('plain', 'requests', text_column => 'body', label_column => 'intent') > 0
+	   AS created;
+
+-- The confident unlabelled rows become pseudo-labelled rows: at most the 48
+-- unlabelled ones, and none for the plain model.
+SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int BETWEEN 1 AND 48 AS pseudo_labelled,
+	   (metrics->>'heldout_rows')::int > 0 AS calibrated_on_labels
+FROM hl_train('selftrained');
+SELECT (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows FROM hl_train('plain');
+
+-- Both models get the unlabelled pattern right.
+SELECT body, hl_predict('selftrained', body) AS selftrained, hl_predict('plain', body) AS plain
+FROM requests WHERE id IN (301, 602, 903) ORDER BY id;
+
+-- A second training starts from scratch: a warm start from a self-trained
+-- version would keep its own answers.
+UPDATE requests SET intent = 'card' WHERE id = 301;
+SELECT (metrics->>'warm_start')::boolean AS warm_start FROM hl_train('selftrained');
+
+-- With too few labels for a held-out split there are no pseudo-labels.
+CREATE TABLE few (id integer PRIMARY KEY, body text NOT NULL, intent text);
+INSERT INTO few
+SELECT id, body, CASE WHEN id % 100 <= 2 THEN intent END FROM requests;
+SELECT hl_create_model('few', 'few', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": 0.3}') > 0 AS created;
+SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows
+FROM hl_train('few');
+
+-- Bad values.
+SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": 1.5}');
+SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": -0.1}');
+SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": "0.3"}');
+CREATE TABLE tagged (id integer PRIMARY KEY, text text, spans jsonb);
+SELECT hl_create_model('bad', 'tagged', text_column => 'text', label_column => 'spans',
+					   task => 'spans', options => '{"self_training": 0.3}');
+
+SELECT hl_drop_model('selftrained'), hl_drop_model('plain'), hl_drop_model('few');
+DROP TABLE requests, few, tagged;
