@@ -1011,12 +1011,12 @@ compare_row_groups(const void *a, const void *b)
 /*
  * Mark rows as held out (heldout[i] = true) for roughly HELDOUT_FRACTION of
  * the items of every class; an item's class is the label of its first row.
- * Rows of zero weight count for nothing, and rows flagged in train_only
- * (may be NULL) are never held out.  Returns false when the data is too
+ * Rows of zero weight count for nothing, and rows of a stage other than
+ * HL_ROW_ANY in row_stage (may be NULL) are never held out.  Returns false when the data is too
  * small to split.
  */
 static bool
-choose_heldout(const HlDataset *data, const float *weight, const uint8_t *train_only,
+choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_stage,
 			   uint64_t seed, bool *heldout)
 {
 	uint32_t	n = data->n_rows;
@@ -1031,8 +1031,8 @@ choose_heldout(const HlDataset *data, const float *weight, const uint8_t *train_
 
 	/*
 	 * Group rows into items; rows of weight 0 are left out entirely.  Rows
-	 * marked train_only are no item at all, so they neither go out nor
-	 * change which items of the others do.
+	 * of a stage other than HL_ROW_ANY are no item at all, so they neither
+	 * go out nor change which items of the others do.
 	 */
 	for (uint32_t i = 0; i < n; i++)
 	{
@@ -1045,7 +1045,7 @@ choose_heldout(const HlDataset *data, const float *weight, const uint8_t *train_
 	{
 		uint32_t	i = rg[t].row;
 
-		if (train_only && train_only[i])
+		if (row_stage && row_stage[i] != HL_ROW_ANY)
 		{
 			item_of_row[i] = UINT32_MAX;
 			continue;
@@ -1236,14 +1236,15 @@ has_two_classes(const int32_t *labels, uint32_t n)
  * Return the temperature fitted on out-of-fold logits, for data too small
  * for a held-out split.  The rows are cut into at most NO_SPLIT_FOLDS folds
  * by item, so rows of one group stay together.  Each fold is predicted by a
- * MAP fit at lambda on the others, started from zero.  Rows flagged in
- * train_only (may be NULL) are fitted in every fold and never predicted.
+ * MAP fit at lambda on the others, started from zero.  Rows of a stage
+ * other than HL_ROW_ANY (row_stage may be NULL) are fitted in every fold
+ * and never predicted.
  * Returns 1 when fewer than two folds have rows.  theta is scratch space
  * of pr->n_params floats.
  */
 static double
 out_of_fold_temperature(const Problem *pr, const HlDataset *data,
-						const uint8_t *train_only,
+						const uint8_t *row_stage,
 						const RowSet *all, double lambda, uint64_t seed,
 						uint32_t max_iter, double tol, Lbfgs *solver,
 						float *theta, float *p, float *z, float *q)
@@ -1289,7 +1290,7 @@ out_of_fold_temperature(const Problem *pr, const HlDataset *data,
 		for (uint32_t r = 0; r < all->n; r++)
 		{
 			uint32_t	i = all->rows[r];
-			bool		out = fold_of[r] == f && !(train_only && train_only[i]);
+			bool		out = fold_of[r] == f && !(row_stage && row_stage[i] != HL_ROW_ANY);
 			RowSet	   *to = out ? &fold_rows : &fit_rows;
 
 			to->rows[to->n++] = i;
@@ -1351,7 +1352,8 @@ hl_fit_options_default(HlFitOptions *options)
 	options->seed = 0;
 	options->init_mean = NULL;
 	options->init_bias_mean = NULL;
-	options->train_only = NULL;
+	options->row_stage = NULL;
+	options->split_model = NULL;
 }
 
 /* Allocate a zeroed posterior of the given shape. */
@@ -1603,16 +1605,23 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 
 	/* Row sets: all rows, and the split when there is one. */
 	heldout = hl_alloc_array(n > 0 ? n : 1, sizeof(bool));
-	split = n > 0 && choose_heldout(data, pr.weight, opts.train_only, opts.seed, heldout);
+	split = n > 0 && choose_heldout(data, pr.weight, opts.row_stage, opts.seed, heldout);
 	all.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	train.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	test.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	for (uint32_t i = 0; i < n; i++)
 	{
+		uint8_t		stage = opts.row_stage ? opts.row_stage[i] : HL_ROW_ANY;
+
 		if (pr.weight[i] == 0.0f)
 			continue;
-		all.rows[all.n++] = i;
-		all.weight_sum += pr.weight[i];
+		if (stage != HL_ROW_SPLIT_ONLY)
+		{
+			all.rows[all.n++] = i;
+			all.weight_sum += pr.weight[i];
+		}
+		if (stage == HL_ROW_FINAL_ONLY)
+			continue;
 		if (split && heldout[i])
 		{
 			test.rows[test.n++] = i;
@@ -1636,6 +1645,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		double		best_lambda = lambda;
 		float	   *ho_label_w;
 		int32_t    *ho_label;
+		double		split_alpha;
 
 		ho.n = test.n;
 		ho.k = pr.k;
@@ -1724,7 +1734,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 * the MAP temperature is kept.
 		 */
 		heldout_logits(&pr, &test, best_theta, &ho, z);
-		covariance_precision(&pr, &train, lambda, best_theta, prec, z, p);
+		split_alpha = covariance_precision(&pr, &train, lambda, best_theta, prec, z, p);
 		ho.var = hl_alloc_array((size_t) test.n * pr.k, sizeof(float));
 		heldout_variances(&pr, &test, prec, &ho);
 		scale = VARIANCE_SCALE_MIN;
@@ -1748,6 +1758,14 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		report->heldout_rows = test.n;
 		report->heldout_nll = heldout_nll(&ho, temperature, scale,
 										  &report->heldout_accuracy, p, z, q);
+		if (opts.split_model)
+		{
+			store_posterior(&pr, active_cols, best_theta, prec, lambda, split_alpha,
+							opts.split_model);
+			opts.split_model->temperature = (float) temperature;
+			opts.split_model->variance_scale = (float) scale;
+			opts.split_model->covariance_precision = (float) split_alpha;
+		}
 
 		/* Refit on all rows from the split solution. */
 		memcpy(theta, best_theta, pr.n_params * sizeof(float));
@@ -1767,7 +1785,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 * five banking77 intents the cross-validated ECE was 0.35 at 0.83
 		 * accuracy.  Out-of-fold logits give a temperature without a split.
 		 */
-		temperature = out_of_fold_temperature(&pr, data, opts.train_only, &all, lambda, opts.seed,
+		temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &all, lambda, opts.seed,
 											  max_iter, tol, &solver, theta,
 											  p, z, q);
 		initial_theta(&pr, active_cols, &opts, theta);

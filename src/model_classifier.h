@@ -38,6 +38,15 @@ typedef struct HlDataset
 	const uint32_t *group;
 } HlDataset;
 
+/* Stages of a row in a fit (HlFitOptions.row_stage). */
+typedef enum HlRowStage
+{
+	HL_ROW_ANY = 0,				/* held out or trained on, as the split decides */
+	HL_ROW_TRAIN = 1,			/* always on the training side, and in the final fit */
+	HL_ROW_SPLIT_ONLY = 2,		/* on the training side of the split only */
+	HL_ROW_FINAL_ONLY = 3		/* in the final fit on all rows only */
+} HlRowStage;
+
 typedef struct HlFitOptions
 {
 	double		prior_precision;	/* <= 0: choose from the data */
@@ -55,12 +64,21 @@ typedef struct HlFitOptions
 	const float *init_bias_mean;
 
 	/*
-	 * Optional flags, one per row (NULL: none): rows that always stay on
-	 * the training side of the held-out split and of the out-of-fold
-	 * folds.  Self-training marks its pseudo-labelled rows so, because the
-	 * prior precision, T and c must be judged on labels a person gave.
+	 * Optional stage of each row (NULL: all HL_ROW_ANY), which says where
+	 * a row takes part.  Self-training uses it for its pseudo-labelled rows,
+	 * because the prior precision, T and c must be judged on labels a person
+	 * gave.
 	 */
-	const uint8_t *train_only;
+	const uint8_t *row_stage;
+
+	/*
+	 * Optional output, allocated with the data's shape: when the fit has a
+	 * held-out split, the posterior fitted on its training side, with the
+	 * T and c fitted on its held-out side.  Unlike the returned model it
+	 * has not seen the held-out rows, so what it predicts may later be
+	 * judged by them.
+	 */
+	struct HlClassifier *split_model;
 } HlFitOptions;
 
 /*

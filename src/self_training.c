@@ -25,22 +25,17 @@ row_length(const HlSparseRows *rows, uint32_t r)
 	return rows->row_start[r + 1] - rows->row_start[r];
 }
 
-void
-hl_self_training_extend(const HlClassifier *model, const HlDataset *labelled,
-						const HlSparseRows *unlabelled, double threshold,
-						float weight, HlSelfTrainingSet *out)
+/*
+ * Store in chosen[r] the most probable class of row r of unlabelled under
+ * model when its probability is threshold or more, and -1 otherwise.
+ */
+static void
+choose_labels(const HlClassifier *model, const HlSparseRows *unlabelled, double threshold,
+			  int32_t *chosen)
 {
-	uint32_t	n_labelled = labelled->n_rows;
-	int32_t    *chosen = hl_alloc_array(unlabelled->n_rows > 0 ? unlabelled->n_rows : 1,
-										sizeof(int32_t));
 	float	   *proba = hl_alloc_array(model->n_classes, sizeof(float));
 	float	   *workspace = hl_alloc_array(hl_classifier_workspace_size(model), sizeof(float));
-	uint64_t	nnz = labelled->row_start[n_labelled];
-	uint32_t	n_pseudo = 0;
-	uint32_t	next_group = 0;
-	uint32_t	n;
 
-	/* Predict every unlabelled row and keep the confident ones. */
 	for (uint32_t r = 0; r < unlabelled->n_rows; r++)
 	{
 		HlSparseVec x;
@@ -53,27 +48,67 @@ hl_self_training_extend(const HlClassifier *model, const HlDataset *labelled,
 		x.index = (uint32_t *) unlabelled->index + unlabelled->row_start[r];
 		x.value = (float *) unlabelled->value + unlabelled->row_start[r];
 		hl_classifier_predict(model, &x, proba, &prediction, workspace);
-		chosen[r] = -1;
-		if (x.nnz > 0 && prediction.probability >= threshold)
-		{
-			chosen[r] = prediction.label;
-			n_pseudo++;
-			nnz += x.nnz;
-		}
+		chosen[r] = x.nnz > 0 && prediction.probability >= threshold ? prediction.label : -1;
 	}
 	hl_free(proba);
 	hl_free(workspace);
+}
+
+/* Append row r of unlabelled to out as row n with label, stage and group. */
+static void
+append_row(HlSelfTrainingSet *out, uint32_t n, const HlSparseRows *unlabelled, uint32_t r,
+		   int32_t label, uint8_t stage, float weight, uint32_t group)
+{
+	uint64_t	len = row_length(unlabelled, r);
+
+	memcpy(out->index + out->row_start[n], unlabelled->index + unlabelled->row_start[r],
+		   len * sizeof(uint32_t));
+	memcpy(out->value + out->row_start[n], unlabelled->value + unlabelled->row_start[r],
+		   len * sizeof(float));
+	out->row_start[n + 1] = out->row_start[n] + len;
+	out->row_label[n] = label;
+	out->row_weight[n] = weight;
+	out->row_group[n] = group;
+	out->row_stage[n] = stage;
+}
+
+void
+hl_self_training_extend(const HlClassifier *split_model, const HlClassifier *model,
+						const HlDataset *labelled, const HlSparseRows *unlabelled,
+						double threshold, float weight, HlSelfTrainingSet *out)
+{
+	uint32_t	n_labelled = labelled->n_rows;
+	uint32_t	n_unlabelled = unlabelled->n_rows;
+	int32_t    *split_label = hl_alloc_array(n_unlabelled > 0 ? n_unlabelled : 1, sizeof(int32_t));
+	int32_t    *final_label = hl_alloc_array(n_unlabelled > 0 ? n_unlabelled : 1, sizeof(int32_t));
+	uint64_t	nnz = labelled->row_start[n_labelled];
+	uint32_t	n = n_labelled;
+	uint32_t	next_group = 0;
+
+	choose_labels(split_model, unlabelled, threshold, split_label);
+	choose_labels(model, unlabelled, threshold, final_label);
+
+	/* Count the rows: one where both agree, else one per label. */
+	memset(out, 0, sizeof(*out));
+	for (uint32_t r = 0; r < n_unlabelled; r++)
+	{
+		uint32_t	rows = split_label[r] == final_label[r] ? (split_label[r] >= 0) :
+			(split_label[r] >= 0) + (final_label[r] >= 0);
+
+		n += rows;
+		nnz += rows * row_length(unlabelled, r);
+		out->n_pseudo += final_label[r] >= 0;
+		out->n_split_pseudo += split_label[r] >= 0;
+	}
 
 	/* The labelled rows first, as they are. */
-	n = n_labelled + n_pseudo;
-	memset(out, 0, sizeof(*out));
 	out->row_start = hl_alloc_array((size_t) n + 1, sizeof(uint64_t));
 	out->index = hl_alloc_array(nnz > 0 ? nnz : 1, sizeof(uint32_t));
 	out->value = hl_alloc_array(nnz > 0 ? nnz : 1, sizeof(float));
 	out->row_label = hl_alloc_array(n > 0 ? n : 1, sizeof(int32_t));
 	out->row_weight = hl_alloc_array(n > 0 ? n : 1, sizeof(float));
 	out->row_group = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
-	out->train_only = hl_alloc_array(n > 0 ? n : 1, sizeof(uint8_t));
+	out->row_stage = hl_alloc_array(n > 0 ? n : 1, sizeof(uint8_t));
 	memcpy(out->row_start, labelled->row_start, ((size_t) n_labelled + 1) * sizeof(uint64_t));
 	memcpy(out->index, labelled->index, labelled->row_start[n_labelled] * sizeof(uint32_t));
 	memcpy(out->value, labelled->value, labelled->row_start[n_labelled] * sizeof(float));
@@ -82,32 +117,30 @@ hl_self_training_extend(const HlClassifier *model, const HlDataset *labelled,
 	{
 		out->row_weight[i] = labelled->weight ? labelled->weight[i] : 1.0f;
 		out->row_group[i] = labelled->group ? labelled->group[i] : i;
+		out->row_stage[i] = HL_ROW_ANY;
 		if (out->row_group[i] >= next_group)
 			next_group = out->row_group[i] + 1;
 	}
 
-	/* Then each pseudo-labelled row, as an item of its own. */
+	/* Then the pseudo-labelled rows, each an item of its own. */
 	n = n_labelled;
-	for (uint32_t r = 0; r < unlabelled->n_rows; r++)
+	for (uint32_t r = 0; r < n_unlabelled; r++)
 	{
-		uint64_t	len = row_length(unlabelled, r);
-
-		if (chosen[r] < 0)
+		if (split_label[r] >= 0 && split_label[r] == final_label[r])
+		{
+			append_row(out, n++, unlabelled, r, split_label[r], HL_ROW_TRAIN, weight, next_group++);
 			continue;
-		memcpy(out->index + out->row_start[n], unlabelled->index + unlabelled->row_start[r],
-			   len * sizeof(uint32_t));
-		memcpy(out->value + out->row_start[n], unlabelled->value + unlabelled->row_start[r],
-			   len * sizeof(float));
-		out->row_start[n + 1] = out->row_start[n] + len;
-		out->row_label[n] = chosen[r];
-		out->row_weight[n] = weight;
-		out->row_group[n] = next_group++;
-		out->train_only[n] = 1;
-		n++;
+		}
+		if (split_label[r] >= 0)
+			append_row(out, n++, unlabelled, r, split_label[r], HL_ROW_SPLIT_ONLY, weight,
+					   next_group++);
+		if (final_label[r] >= 0)
+			append_row(out, n++, unlabelled, r, final_label[r], HL_ROW_FINAL_ONLY, weight,
+					   next_group++);
 	}
-	hl_free(chosen);
+	hl_free(split_label);
+	hl_free(final_label);
 
-	out->n_pseudo = n_pseudo;
 	out->data = *labelled;
 	out->data.n_rows = n;
 	out->data.row_start = out->row_start;
@@ -127,6 +160,6 @@ hl_self_training_free(HlSelfTrainingSet *set)
 	hl_free(set->row_label);
 	hl_free(set->row_weight);
 	hl_free(set->row_group);
-	hl_free(set->train_only);
+	hl_free(set->row_stage);
 	memset(set, 0, sizeof(*set));
 }

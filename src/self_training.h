@@ -23,8 +23,9 @@
 typedef struct HlSelfTrainingSet
 {
 	HlDataset	data;			/* labelled rows first, then pseudo-labelled */
-	uint8_t    *train_only;		/* 1 for the pseudo-labelled rows */
-	uint32_t	n_pseudo;
+	uint8_t    *row_stage;		/* HlRowStage of each row, for HlFitOptions */
+	uint32_t	n_pseudo;		/* pseudo-labelled rows of the final fit */
+	uint32_t	n_split_pseudo; /* those of the split's training side */
 	float	   *row_weight;		/* owned copies behind data */
 	int32_t    *row_label;
 	uint32_t   *row_group;
@@ -34,16 +35,21 @@ typedef struct HlSelfTrainingSet
 } HlSelfTrainingSet;
 
 /*
- * Predict every row of unlabelled (TF-IDF rows) with model and build in
- * out the rows of labelled followed by each unlabelled row whose most
- * probable class has probability at least threshold, labelled with that
- * class and weighted by weight.  Each pseudo-labelled row is its own item
- * (group) after those of labelled, and is flagged in out->train_only.
- * Arrays come from hl_alloc_array; free them with hl_self_training_free.
+ * Build in out the rows of labelled followed by pseudo-labelled rows of
+ * unlabelled (TF-IDF rows), weighted by weight.  split_model, fitted on the
+ * training side of a held-out split, labels the rows for that side, and
+ * model, fitted on every labelled row, those for the final fit.  Each
+ * labels the unlabelled rows whose most probable class has probability
+ * threshold or more with that class.  A row both label alike is one row of
+ * stage HL_ROW_TRAIN, and other labels give rows of HL_ROW_SPLIT_ONLY and
+ * HL_ROW_FINAL_ONLY.  So T and c, fitted on the held-out rows, judge a
+ * model whose pseudo-labels never saw them.  Each pseudo-labelled row is
+ * its own item (group) after those of labelled.  Arrays come from
+ * hl_alloc_array; free them with hl_self_training_free.
  */
-extern void hl_self_training_extend(const HlClassifier *model, const HlDataset *labelled,
-									const HlSparseRows *unlabelled, double threshold,
-									float weight, HlSelfTrainingSet *out);
+extern void hl_self_training_extend(const HlClassifier *split_model, const HlClassifier *model,
+									const HlDataset *labelled, const HlSparseRows *unlabelled,
+									double threshold, float weight, HlSelfTrainingSet *out);
 
 /* Free the arrays of a set made by hl_self_training_extend. */
 extern void hl_self_training_free(HlSelfTrainingSet *set);

@@ -71,8 +71,11 @@
  */
 #define HL_SELF_TRAINING_MAX_ROWS 50000
 
-/* Iterations of the fit with pseudo-labelled rows, from the labelled fit. */
-#define HL_SELF_TRAINING_ITERATIONS 40
+/*
+ * Iterations of the fit with pseudo-labelled rows on the training side of
+ * the split, from the labelled fit, as a warm start spends there.
+ */
+#define HL_SELF_TRAINING_ITERATIONS 20
 
 /* Labelled rows gathered for the fit, in compressed sparse row form. */
 typedef struct HlTrainingSet
@@ -656,15 +659,17 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
  * Fit classifier again with the unlabelled rows it predicts with
  * probability HL_SELF_TRAINING_THRESHOLD or more, labelled so and weighted
  * by the model option self_training.  options and report are those of the
- * labelled fit that made classifier.  The refit keeps its prior precision,
- * temperature and variance scale: they were chosen on held-out labelled
- * rows, and pseudo-labels would judge a model by its own answers.  Returns
- * the number of pseudo-labelled rows.
+ * labelled fit that made classifier and split_model (the fit of its
+ * held-out split's training side), and report is replaced.  The refit keeps
+ * the prior precision and fits T and c on the same held-out labelled rows.
+ * Its split's training side takes the pseudo-labels of split_model, which
+ * never saw those rows (see hl_self_training_extend).  Returns the number
+ * of pseudo-labelled rows of the final fit.
  */
 static uint32
 hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
-					   const HlFitOptions *options, HlClassifier *classifier,
-					   HlFitReport *report)
+					   const HlFitOptions *options, const HlClassifier *split_model,
+					   HlClassifier *classifier, HlFitReport *report)
 {
 	HlSelfTrainingSet extended;
 	HlFitOptions again = *options;
@@ -673,7 +678,7 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 	char		errbuf[256];
 	uint32		n_pseudo;
 
-	hl_self_training_extend(classifier, &training->data, &training->unlabelled,
+	hl_self_training_extend(split_model, classifier, &training->data, &training->unlabelled,
 							HL_SELF_TRAINING_THRESHOLD, (float) def->self_training, &extended);
 	n_pseudo = extended.n_pseudo;
 	if (n_pseudo == 0)
@@ -683,15 +688,15 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 	}
 
 	/*
-	 * Every row train-only: no split and no out-of-fold fits, just the MAP
-	 * fit on all rows, started from the labelled fit.
+	 * Start from the labelled fit's training side, at its prior precision:
+	 * a start from the returned fit would carry the held-out labels.
 	 */
-	memset(extended.train_only, 1, extended.data.n_rows);
 	again.prior_precision = report->prior_precision;
-	again.init_mean = classifier->mean;
-	again.init_bias_mean = classifier->bias_mean;
+	again.init_mean = split_model->mean;
+	again.init_bias_mean = split_model->bias_mean;
 	again.max_iterations = HL_SELF_TRAINING_ITERATIONS;
-	again.train_only = extended.train_only;
+	again.row_stage = extended.row_stage;
+	again.split_model = NULL;
 	hl_classifier_alloc(&refit, classifier->dim, classifier->n_classes);
 	if (hl_classifier_fit(&extended.data, &again, &refit, &refit_report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
@@ -700,11 +705,10 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 						def->name, n_pseudo, errbuf)));
 	hl_self_training_free(&extended);
 
-	refit.temperature = classifier->temperature;
-	refit.variance_scale = classifier->variance_scale;
 	hl_classifier_free(classifier);
 	*classifier = refit;
-	report->iterations += refit_report.iterations;
+	refit_report.iterations += report->iterations;
+	*report = refit_report;
 	return n_pseudo;
 }
 
@@ -738,6 +742,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	int32		prior_chosen_rows;
 	bool		warm;
 	bool		split;
+	HlClassifier split_model;
 	uint32		n_pseudo = 0;
 
 	if (strcmp(def->task, "spans") == 0)
@@ -769,6 +774,11 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	if (!warm)
 		prior_chosen_rows = (int32) training.n_items;
 	hl_classifier_alloc(&classifier, dim, n_classes);
+	if (def->self_training > 0.0)
+	{
+		hl_classifier_alloc(&split_model, dim, n_classes);
+		options.split_model = &split_model;
+	}
 	if (hl_classifier_fit(&training.data, &options, &classifier, &report, errbuf, sizeof(errbuf)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -790,7 +800,8 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	 * on: without them the pseudo-labels' probabilities mean little.
 	 */
 	if (def->self_training > 0.0 && training.unlabelled.n_rows > 0 && split)
-		n_pseudo = hl_training_self_train(def, &training, &options, &classifier, &report);
+		n_pseudo = hl_training_self_train(def, &training, &options, &split_model,
+										  &classifier, &report);
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,

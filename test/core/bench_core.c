@@ -48,6 +48,11 @@
  *						   fit its latent space and pool Gaussian on the
  *						   labelled rows only, as if the held-out
  *						   categories were not in the relation
+ *	 HL_BENCH_SELF_TRAINING=W[,P]
+ *						   self-training as the model option self_training
+ *						   does it: unlabelled training rows predicted with
+ *						   probability P (default 0.7) or more join a
+ *						   second fit with weight W
  *
  * It adds to the output the AUROC of each uncertainty score for telling
  * unknown from known test rows, and the share of unknown rows above the
@@ -70,6 +75,7 @@
 #include "model_classifier.h"
 #include "novelty.h"
 #include "pool_embedding.h"
+#include "self_training.h"
 
 #define ECE_BINS 15
 
@@ -487,6 +493,11 @@ main(int argc, char **argv)
 	float	   *embed_scratch = malloc((embed_k > 0 ? embed_k : 1) * sizeof(float));
 	char	   *holdout = getenv("HL_BENCH_HOLDOUT") ? strdup(getenv("HL_BENCH_HOLDOUT")) : NULL;
 	uint32_t	novelty_k = getenv("HL_BENCH_NOVELTY") ? (uint32_t) atoi(getenv("HL_BENCH_NOVELTY")) : 0;
+	float		self_training_weight = 0.0f;
+	double		self_training_threshold = HL_SELF_TRAINING_THRESHOLD;
+	uint32_t	pseudo_rows = 0;
+	HlClassifier split_model;
+	double		self_training_seconds = 0.0;
 	int			n_known;
 	size_t		n_scored = 0;
 	HlNovelty	novelty;
@@ -523,6 +534,9 @@ main(int argc, char **argv)
 	load_csv(argv[2], &test);
 
 	/* Optional: only the most frequent training classes. */
+	if (getenv("HL_BENCH_SELF_TRAINING"))
+		sscanf(getenv("HL_BENCH_SELF_TRAINING"), "%f,%lf", &self_training_weight,
+			   &self_training_threshold);
 	if (getenv("HL_BENCH_CLASSES"))
 	{
 		int			n_keep = atoi(getenv("HL_BENCH_CLASSES"));
@@ -677,12 +691,83 @@ main(int argc, char **argv)
 	if (getenv("HL_PRIOR_PRECISION"))
 		options.prior_precision = atof(getenv("HL_PRIOR_PRECISION"));
 	hl_classifier_alloc(&model, data.dim, data.n_classes);
+	if (self_training_weight > 0.0f)
+	{
+		hl_classifier_alloc(&split_model, data.dim, data.n_classes);
+		options.split_model = &split_model;
+	}
 	if (hl_classifier_fit(&data, &options, &model, &report, errbuf, sizeof(errbuf)) != 0)
 	{
 		fprintf(stderr, "bench_core: fit failed: %s\n", errbuf);
 		return 1;
 	}
 	fit_seconds = now() - t0;
+
+	/* Self-training as hl_train does it, on the unlabelled training rows. */
+	if (self_training_weight > 0.0f && report.heldout_rows > 0)
+	{
+		HlSparseRows unlabelled;
+		HlSelfTrainingSet extended;
+		HlFitOptions again = options;
+		HlFitReport refit_report;
+		HlClassifier refit;
+		uint64_t   *rest_start = malloc((train.n + 1) * sizeof(uint64_t));
+		uint32_t   *rest_index = malloc((train.n * 64 + 1) * sizeof(uint32_t));
+		float	   *rest_value;
+		size_t		n_rest = 0;
+		size_t		cap = train.n * 64 + 1;
+
+		/* The training rows without a label, as TF-IDF rows. */
+		t0 = now();
+		rest_value = malloc(cap * sizeof(float));
+		rest_start[0] = 0;
+		for (size_t i = 0; i < train.n; i++)
+		{
+			const HlSparseVec *v = &vecs[i];
+
+			if (is_labelled[i])
+				continue;
+			if (rest_start[n_rest] + v->nnz > cap)
+			{
+				cap = 2 * (cap + v->nnz);
+				rest_index = realloc(rest_index, cap * sizeof(uint32_t));
+				rest_value = realloc(rest_value, cap * sizeof(float));
+			}
+			memcpy(rest_index + rest_start[n_rest], v->index, v->nnz * sizeof(uint32_t));
+			memcpy(rest_value + rest_start[n_rest], v->value, v->nnz * sizeof(float));
+			rest_start[n_rest + 1] = rest_start[n_rest] + v->nnz;
+			n_rest++;
+		}
+		unlabelled.n_rows = (uint32_t) n_rest;
+		unlabelled.row_start = rest_start;
+		unlabelled.index = rest_index;
+		unlabelled.value = rest_value;
+		unlabelled.group = NULL;
+
+		hl_self_training_extend(&split_model, &model, &data, &unlabelled, self_training_threshold,
+								self_training_weight, &extended);
+		again.prior_precision = report.prior_precision;
+		again.init_mean = split_model.mean;
+		again.init_bias_mean = split_model.bias_mean;
+		again.max_iterations = 20;
+		again.row_stage = extended.row_stage;
+		again.split_model = NULL;
+		hl_classifier_alloc(&refit, data.dim, data.n_classes);
+		if (hl_classifier_fit(&extended.data, &again, &refit, &refit_report, errbuf, sizeof(errbuf)) != 0)
+		{
+			fprintf(stderr, "bench_core: self-training fit failed: %s\n", errbuf);
+			return 1;
+		}
+		hl_classifier_free(&model);
+		model = refit;
+		report = refit_report;
+		pseudo_rows = extended.n_pseudo;
+		self_training_seconds = now() - t0;
+		hl_self_training_free(&extended);
+		free(rest_start);
+		free(rest_index);
+		free(rest_value);
+	}
 
 	/* The novelty score: the training texts are the pool. */
 	if (novelty_k > 0)
@@ -864,6 +949,8 @@ main(int argc, char **argv)
 	printf("  \"brier\": %.4f,\n", brier / n_scored);
 	printf("  \"mean_mutual_information\": %.4f,\n", mean_mi / n_scored);
 	printf("  \"fit_seconds\": %.3f,\n", fit_seconds);
+	printf("  \"pseudo_labelled_rows\": %u, \"self_training_seconds\": %.3f,\n",
+		   pseudo_rows, self_training_seconds);
 	printf("  \"predict_rows_per_second\": %.0f,\n", test.n / predict_seconds);
 	printf("  \"iterations\": %u,\n", report.iterations);
 	printf("  \"heldout_rows\": %u, \"heldout_nll\": %.4f, \"heldout_accuracy\": %.4f,\n",

@@ -726,11 +726,13 @@ test_self_training_keeps_split(void)
 	HlSparseRows unlabelled;
 	HlSelfTrainingSet extended;
 	HlClassifier model;
+	HlClassifier split_model;
 	HlClassifier refit;
 	HlFitOptions options;
 	HlFitReport report;
 	HlFitReport again;
-	uint32_t	right = 0;
+	uint32_t	final_rows = 0;
+	uint32_t	split_rows = 0;
 	char		err[128];
 
 	for (int i = 0; i < N; i++)
@@ -751,51 +753,80 @@ test_self_training_keeps_split(void)
 	unlabelled.value = c.value;
 	unlabelled.group = NULL;
 
+	/* The labelled fit also returns the fit of its split's training side. */
 	hl_classifier_alloc(&model, c.data.dim, 4);
+	hl_classifier_alloc(&split_model, c.data.dim, 4);
 	hl_fit_options_default(&options);
 	options.seed = 7;
+	options.split_model = &split_model;
 	CHECK(hl_classifier_fit(&labelled, &options, &model, &report, err, sizeof(err)) == 0);
 	CHECK(report.heldout_rows > 0);
+	CHECK(split_model.temperature == (float) report.temperature);
+	CHECK(split_model.prior_precision == model.prior_precision);
 
-	/* Confident rows come after the labelled ones, flagged and weighted. */
-	hl_self_training_extend(&model, &labelled, &unlabelled, 0.5, 0.3f, &extended);
+	/* Pseudo-labelled rows come after the labelled ones, weighted. */
+	hl_self_training_extend(&split_model, &model, &labelled, &unlabelled, 0.5, 0.3f, &extended);
 	CHECK(extended.n_pseudo > 0);
 	CHECK(extended.n_pseudo <= N - LABELLED);
-	CHECK(extended.data.n_rows == LABELLED + extended.n_pseudo);
+	CHECK(extended.n_split_pseudo <= N - LABELLED);
 	for (uint32_t i = 0; i < extended.data.n_rows; i++)
 	{
 		bool		pseudo = i >= LABELLED;
+		uint8_t		stage = extended.row_stage[i];
 
-		CHECK(extended.train_only[i] == (pseudo ? 1 : 0));
+		CHECK(pseudo ? stage != HL_ROW_ANY : stage == HL_ROW_ANY);
 		CHECK(extended.data.weight[i] == (pseudo ? 0.3f : 1.0f));
 		CHECK(extended.data.group[i] == i);
+		final_rows += stage == HL_ROW_TRAIN || stage == HL_ROW_FINAL_ONLY;
+		split_rows += stage == HL_ROW_TRAIN || stage == HL_ROW_SPLIT_ONLY;
 	}
+	CHECK(final_rows == extended.n_pseudo);
+	CHECK(split_rows == extended.n_split_pseudo);
 
-	/* Each pseudo-label is the class of a row with that row's words. */
-	for (uint32_t i = LABELLED; i < extended.data.n_rows; i++)
-	{
-		uint64_t	start = extended.data.row_start[i];
-
-		for (uint32_t r = LABELLED; r < N; r++)
-			if (c.row_start[r + 1] - c.row_start[r] == extended.data.row_start[i + 1] - start &&
-				memcmp(c.index + c.row_start[r], extended.data.index + start,
-					   (extended.data.row_start[i + 1] - start) * sizeof(uint32_t)) == 0 &&
-				labels[r] == extended.data.label[i])
-			{
-				right++;
-				break;
-			}
-	}
-	CHECK(right >= extended.n_pseudo * 9 / 10);
-
-	/* Flagged rows are never held out: the split is the labelled fit's. */
-	options.train_only = extended.train_only;
+	/* Pseudo-labelled rows are never held out: the split is the labelled fit's. */
+	options.row_stage = extended.row_stage;
+	options.split_model = NULL;
 	hl_classifier_alloc(&refit, c.data.dim, 4);
 	CHECK(hl_classifier_fit(&extended.data, &options, &refit, &again, err, sizeof(err)) == 0);
 	CHECK(again.heldout_rows == report.heldout_rows);
 
 	hl_self_training_free(&extended);
 	hl_classifier_free(&refit);
+	hl_classifier_free(&split_model);
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
+/* Rows of a stage take part in the split's training side or the final fit only. */
+static void
+test_fit_row_stages(void)
+{
+	static const char *const texts[] = {
+		"refund my money", "money back please", "card is lost", "my card was stolen",
+	};
+	static const int32_t labels[] = {0, 0, 1, 1};
+	static const uint8_t final_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_FINAL_ONLY, HL_ROW_FINAL_ONLY};
+	static const uint8_t split_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_SPLIT_ONLY, HL_ROW_SPLIT_ONLY};
+	Corpus		c;
+	HlClassifier model;
+	HlFitOptions options;
+	HlFitReport report;
+	char		err[128];
+
+	corpus_build(&c, texts, labels, 4, 2);
+	hl_classifier_alloc(&model, c.data.dim, 2);
+	hl_fit_options_default(&options);
+
+	/* Rows of class 1 in the final fit: it learns them. */
+	options.row_stage = final_only;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
+	CHECK(report.train_accuracy == 1.0);
+
+	/* Rows of class 1 on the split side only: the final fit has class 0 alone. */
+	options.row_stage = split_only;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
+	CHECK(model.bias_mean[0] > model.bias_mean[1]);
+
 	hl_classifier_free(&model);
 	corpus_free(&c);
 }
@@ -2006,6 +2037,7 @@ main(void)
 	test_fit_rejects_bad_input();
 	test_fit_heldout_split_with_groups();
 	test_self_training_keeps_split();
+	test_fit_row_stages();
 	test_fit_interrupt_hook();
 	test_metrics_known_values();
 	test_abstention_threshold();
