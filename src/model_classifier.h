@@ -64,8 +64,8 @@ typedef struct HlFitOptions
 	const float *init_bias_mean;
 
 	/*
-	 * Optional stage of each row (NULL: all HL_ROW_ANY), which says where
-	 * a row takes part.  Self-training uses it for its pseudo-labelled rows,
+	 * Optional stage of each row (NULL: all HL_ROW_ANY): the parts of the
+	 * fit the row takes part in.  Self-training uses it for its pseudo-labelled rows,
 	 * because the prior precision, T and c must be judged on labels a person
 	 * gave.
 	 */
