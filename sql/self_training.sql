@@ -38,6 +38,10 @@ SELECT (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows FROM hl_t
 SELECT body, hl_predict('selftrained', body) AS selftrained, hl_predict('plain', body) AS plain
 FROM requests WHERE id IN (301, 602, 903) ORDER BY id;
 
+-- Cross-validation fits the labelled rows alone; batches come as usual.
+SELECT (hl_evaluate('selftrained', k => 3))->>'labelled_items' AS labelled_items;
+SELECT count(*) AS batch_rows FROM hl_next_batch('selftrained', 5, options => '{"reserve": false}');
+
 -- A second training starts from scratch: a warm start from a self-trained
 -- version would keep its own answers.
 UPDATE requests SET intent = 'card' WHERE id = 301;
