@@ -152,7 +152,7 @@ hl_set_abstention(PG_FUNCTION_ARGS)
 	fit_context = AllocSetContextCreate(caller_context, "humanloop abstention",
 										ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(fit_context);
-	hl_training_load(def, &training);
+	hl_training_load(def, false, &training);
 
 	/* Without k, as in hl_evaluate, the folds shrink to the labelled items. */
 	if (PG_ARGISNULL(4) && training.n_items >= 2 && (uint32) target.folds > training.n_items)

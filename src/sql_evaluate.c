@@ -207,7 +207,7 @@ hl_evaluate(PG_FUNCTION_ARGS)
 					 errhint("Use at least k => 2.")));
 
 		hl_source_check(def);
-		hl_training_load(def, &training);
+		hl_training_load(def, false, &training);
 
 		/* The default shrinks to the item count, so a few labels still work. */
 		if (PG_ARGISNULL(2) && training.n_items >= 2 && (uint32) k > training.n_items)

@@ -567,7 +567,7 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 }
 
 void
-hl_training_load(const HlModelDef *def, HlTrainingData *out)
+hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out)
 {
 	const char *name = def->name;
 	HlFeaturizer *featurizer;
@@ -590,7 +590,7 @@ hl_training_load(const HlModelDef *def, HlTrainingData *out)
 	memset(&pool, 0, sizeof(pool));
 	memset(&unlabelled, 0, sizeof(unlabelled));
 	hl_training_read(def, featurizer, df, &set, &labels, def->novelty > 0 ? &pool : NULL,
-					 def->self_training > 0.0 ? &unlabelled : NULL);
+					 for_fit && def->self_training > 0.0 ? &unlabelled : NULL);
 
 	if (set.n_items == 0)
 		ereport(ERROR,
@@ -756,7 +756,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(train_context);
 
-	hl_training_load(def, &training);
+	hl_training_load(def, true, &training);
 	names = training.labels;
 	dim = training.data.dim;
 	n_classes = training.data.n_classes;

@@ -36,9 +36,11 @@ typedef struct HlTrainingData
 
 /*
  * Read every row of model def and featurise its labelled rows, in the
- * current memory context.  Raises an error when no row is labelled.
+ * current memory context.  With for_fit and the model option self_training,
+ * also keep the unlabelled rows that self-training predicts; evaluation
+ * leaves them out.  Raises an error when no row is labelled.
  */
-extern void hl_training_load(const HlModelDef *def, HlTrainingData *out);
+extern void hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out);
 
 /* Fit options for model def, as full training uses them. */
 extern void hl_training_fit_options(const HlModelDef *def, HlFitOptions *options);
