@@ -62,6 +62,8 @@ SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column =>
 SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
 					   options => '{"self_training": -0.1}');
 SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": 1e-46}');
+SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
 					   options => '{"self_training": "0.3"}');
 CREATE TABLE tagged (id integer PRIMARY KEY, text text, spans jsonb);
 SELECT hl_create_model('bad', 'tagged', text_column => 'text', label_column => 'spans',

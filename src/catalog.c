@@ -22,6 +22,7 @@
 
 #include "abstention.h"
 #include "catalog.h"
+#include "self_training.h"
 
 /* Model options accepted in the options jsonb, for messages. */
 #define HL_OPTION_NAMES "hash_bits, word_ngrams, char_ngram_min, char_ngram_max, abstain_probability, abstention, prior_precision, full_retrain_labels, novelty and self_training (classifiers), allow_overlap and word_classes (span models)"
@@ -299,11 +300,11 @@ hl_options_parse(Jsonb *options, HlModelDef *def)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("model option \"self_training\" applies only to classifiers"),
 						 errhint("Leave the option out of span models.")));
-			if (!(weight >= 0.0 && weight <= 1.0))
+			if (!(weight == 0.0 || (weight >= HL_SELF_TRAINING_MIN_WEIGHT && weight <= 1.0)))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("model option \"self_training\" is %s, but must be from 0 to 1",
-								hl_json_number_text(&value)),
+						 errmsg("model option \"self_training\" is %s, but must be 0 or from %g to 1",
+								hl_json_number_text(&value), HL_SELF_TRAINING_MIN_WEIGHT),
 						 errhint("It is the weight of a pseudo-labelled row against a labelled one: pass 0.3, or 0 to turn self-training off.")));
 			def->self_training = weight;
 		}

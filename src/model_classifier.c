@@ -1112,7 +1112,7 @@ choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_st
 	for (uint32_t i = 0; i < n; i++)
 	{
 		heldout[i] = ok && item_of_row[i] != UINT32_MAX && item_out[item_of_row[i]];
-		if (weight[i] > 0.0f)
+		if (weight[i] > 0.0f && item_of_row[i] != UINT32_MAX)
 		{
 			if (heldout[i])
 				n_out_rows++;
@@ -1785,7 +1785,12 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 * five banking77 intents the cross-validated ECE was 0.35 at 0.83
 		 * accuracy.  Out-of-fold logits give a temperature without a split.
 		 */
-		temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &all, lambda, opts.seed,
+		/*
+		 * Without a split every row is on the training side, so the folds
+		 * are cut from train, which holds the rows of stage
+		 * HL_ROW_SPLIT_ONLY and not those of HL_ROW_FINAL_ONLY.
+		 */
+		temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &train, lambda, opts.seed,
 											  max_iter, tol, &solver, theta,
 											  p, z, q);
 		initial_theta(&pr, active_cols, &opts, theta);

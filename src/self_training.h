@@ -18,6 +18,12 @@
  */
 #define HL_SELF_TRAINING_THRESHOLD 0.7
 
+/*
+ * Smallest weight of a pseudo-labelled row: below it a row would count for
+ * next to nothing, and below about 1e-45 it would become 0 as a float.
+ */
+#define HL_SELF_TRAINING_MIN_WEIGHT 0.001
+
 /* The labelled rows extended by pseudo-labelled ones, for hl_classifier_fit. */
 typedef struct HlSelfTrainingSet
 {

@@ -797,9 +797,11 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 
 	/*
 	 * Self-training, once the labelled fit had held-out rows to calibrate
-	 * on: without them the pseudo-labels' probabilities mean little.
+	 * on: without them the pseudo-labels' probabilities mean little.  With
+	 * one class every row would take its label.
 	 */
-	if (def->self_training > 0.0 && training.unlabelled.n_rows > 0 && split)
+	if (def->self_training > 0.0 && training.unlabelled.n_rows > 0 && split &&
+		training.n_labels >= 2)
 		n_pseudo = hl_training_self_train(def, &training, &options, &split_model,
 										  &classifier, &report);
 

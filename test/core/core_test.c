@@ -803,29 +803,42 @@ test_fit_row_stages(void)
 {
 	static const char *const texts[] = {
 		"refund my money", "money back please", "card is lost", "my card was stolen",
+		"refund my money", "card is lost",
 	};
-	static const int32_t labels[] = {0, 0, 1, 1};
-	static const uint8_t final_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_FINAL_ONLY, HL_ROW_FINAL_ONLY};
-	static const uint8_t split_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_SPLIT_ONLY, HL_ROW_SPLIT_ONLY};
+
+	/* The last two rows repeat two others with the other label. */
+	static const int32_t labels[] = {0, 0, 1, 1, 1, 0};
+	static const uint8_t final_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_ANY, HL_ROW_ANY,
+	HL_ROW_FINAL_ONLY, HL_ROW_FINAL_ONLY};
+	static const uint8_t split_only[] = {HL_ROW_ANY, HL_ROW_ANY, HL_ROW_ANY, HL_ROW_ANY,
+	HL_ROW_SPLIT_ONLY, HL_ROW_SPLIT_ONLY};
 	Corpus		c;
 	HlClassifier model;
 	HlFitOptions options;
+	HlFitReport plain;
 	HlFitReport report;
 	char		err[128];
 
-	corpus_build(&c, texts, labels, 4, 2);
+	corpus_build(&c, texts, labels, 6, 2);
 	hl_classifier_alloc(&model, c.data.dim, 2);
 	hl_fit_options_default(&options);
 
-	/* Rows of class 1 in the final fit: it learns them. */
+	/* Too few rows for a split: T comes from out-of-fold fits. */
+	c.data.n_rows = 4;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &plain, err, sizeof(err)) == 0);
+	CHECK(plain.heldout_rows == 0);
+	c.data.n_rows = 6;
+
+	/* Final-only rows change the final fit, not the out-of-fold T. */
 	options.row_stage = final_only;
 	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
-	CHECK(report.train_accuracy == 1.0);
+	CHECK(fabs(report.temperature - plain.temperature) < 0.05 * plain.temperature);
+	CHECK(report.train_accuracy < 1.0);
 
-	/* Rows of class 1 on the split side only: the final fit has class 0 alone. */
+	/* Split-only rows are left out of the final fit. */
 	options.row_stage = split_only;
 	CHECK(hl_classifier_fit(&c.data, &options, &model, &report, err, sizeof(err)) == 0);
-	CHECK(model.bias_mean[0] > model.bias_mean[1]);
+	CHECK(report.train_accuracy == 1.0);
 
 	hl_classifier_free(&model);
 	corpus_free(&c);
