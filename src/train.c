@@ -66,8 +66,8 @@
 #define HL_NOVELTY_SEED 42
 
 /*
- * Unlabelled rows self-training predicts.  NOTE: the first in id order, not
- * a sample, as for the novelty score.
+ * Unlabelled rows self-training predicts.  NOTE: the first by the id as
+ * text, not a sample, as for the novelty score.
  */
 #define HL_SELF_TRAINING_MAX_ROWS 50000
 
