@@ -1012,8 +1012,8 @@ compare_row_groups(const void *a, const void *b)
  * Mark rows as held out (heldout[i] = true) for roughly HELDOUT_FRACTION of
  * the items of every class; an item's class is the label of its first row.
  * Rows of zero weight count for nothing, and rows of a stage other than
- * HL_ROW_ANY in row_stage (may be NULL) are never held out.  Returns false when the data is too
- * small to split.
+ * HL_ROW_ANY in row_stage (may be NULL) are never held out.  Returns false
+ * when the data is too small to split.
  */
 static bool
 choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_stage,
@@ -1238,9 +1238,8 @@ has_two_classes(const int32_t *labels, uint32_t n)
  * by item, so rows of one group stay together.  Each fold is predicted by a
  * MAP fit at lambda on the others, started from zero.  Rows of a stage
  * other than HL_ROW_ANY (row_stage may be NULL) are fitted in every fold
- * and never predicted.
- * Returns 1 when fewer than two folds have rows.  theta is scratch space
- * of pr->n_params floats.
+ * and never predicted.  Returns 1 when fewer than two folds have rows.
+ * theta is scratch space of pr->n_params floats.
  */
 static double
 out_of_fold_temperature(const Problem *pr, const HlDataset *data,

@@ -65,9 +65,9 @@ typedef struct HlFitOptions
 
 	/*
 	 * Optional stage of each row (NULL: all HL_ROW_ANY): the parts of the
-	 * fit the row takes part in.  Self-training uses it for its pseudo-labelled rows,
-	 * because the prior precision, T and c must be judged on labels a person
-	 * gave.
+	 * fit the row takes part in.  Self-training sets it for its
+	 * pseudo-labelled rows, because the prior precision, T and c must be
+	 * judged on labels a person gave.
 	 */
 	const uint8_t *row_stage;
 

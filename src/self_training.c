@@ -5,11 +5,12 @@
  *
  * Self-training (Yarowsky 1995; Lee 2013, "Pseudo-label") fits the model
  * again on its labelled rows plus the unlabelled rows it already predicts
- * with high probability, labelled with that prediction.  With few labels the
- * classifier has weights only for the n-grams of the labelled rows.  A confident
- * pseudo-labelled row links those n-grams to the others it contains, so
- * rows worded differently from every labelled one still get weight.  A small
- * row weight keeps the wrong pseudo-labels from outvoting real ones.
+ * with high probability, labelled with that prediction.  With few labels
+ * the classifier has weights only for the n-grams of the labelled rows.  A
+ * confident pseudo-labelled row links those n-grams to the others it
+ * contains, so rows worded differently from every labelled one still get
+ * weight.  A small row weight keeps the wrong pseudo-labels from outvoting
+ * real ones.
  */
 #include "self_training.h"
 
