@@ -272,6 +272,22 @@ hl_training_add_item(HlTrainingSet *set, HlLabelSet *labels,
 	pfree(nulls);
 }
 
+/* Turn the term counts of every row of set into TF-IDF rows, in place. */
+static void
+hl_training_apply_idf(const float *idf, HlTrainingSet *set)
+{
+	for (uint32 i = 0; i < set->n_rows; i++)
+	{
+		HlSparseVec row;
+
+		row.nnz = (uint32) (set->row_start[i + 1] - set->row_start[i]);
+		row.capacity = row.nnz;
+		row.index = set->index + set->row_start[i];
+		row.value = set->value + set->row_start[i];
+		hl_tfidf_apply(idf, &row);
+	}
+}
+
 /*
  * Read every row of the model's relation: count document frequencies and
  * keep the labelled rows' term counts.  When pool is not NULL, also keep
@@ -410,16 +426,7 @@ hl_training_fit_novelty(const HlModelDef *def, HlTrainingSet *set, HlTrainingSet
 		}
 	}
 
-	for (uint32 r = 0; r < pool->n_rows; r++)
-	{
-		HlSparseVec row;
-
-		row.nnz = (uint32) (pool->row_start[r + 1] - pool->row_start[r]);
-		row.capacity = row.nnz;
-		row.index = pool->index + pool->row_start[r];
-		row.value = pool->value + pool->row_start[r];
-		hl_tfidf_apply(idf, &row);
-	}
+	hl_training_apply_idf(idf, pool);
 	pool_rows.n_rows = pool->n_rows;
 	pool_rows.row_start = pool->row_start;
 	pool_rows.index = pool->index;
@@ -609,26 +616,8 @@ hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out)
 	/* TF-IDF with document frequencies of the whole relation. */
 	idf = palloc_extended(sizeof(float) * dim, MCXT_ALLOC_HUGE);
 	hl_idf_from_df(df, set.n_docs, dim, idf);
-	for (uint32 i = 0; i < set.n_rows; i++)
-	{
-		HlSparseVec row;
-
-		row.nnz = (uint32) (set.row_start[i + 1] - set.row_start[i]);
-		row.capacity = row.nnz;
-		row.index = set.index + set.row_start[i];
-		row.value = set.value + set.row_start[i];
-		hl_tfidf_apply(idf, &row);
-	}
-	for (uint32 i = 0; i < unlabelled.n_rows; i++)
-	{
-		HlSparseVec row;
-
-		row.nnz = (uint32) (unlabelled.row_start[i + 1] - unlabelled.row_start[i]);
-		row.capacity = row.nnz;
-		row.index = unlabelled.index + unlabelled.row_start[i];
-		row.value = unlabelled.value + unlabelled.row_start[i];
-		hl_tfidf_apply(idf, &row);
-	}
+	hl_training_apply_idf(idf, &set);
+	hl_training_apply_idf(idf, &unlabelled);
 	out->unlabelled.n_rows = unlabelled.n_rows;
 	out->unlabelled.row_start = unlabelled.row_start;
 	out->unlabelled.index = unlabelled.index;

@@ -644,15 +644,25 @@ test_fit_rejects_bad_input(void)
 	corpus_free(&c);
 }
 
+/* Three words of each of four intents, for corpora of short requests. */
+static const char *const intent_words[4][3] = {
+	{"refund", "money", "charge"},
+	{"card", "lost", "stolen"},
+	{"transfer", "account", "bank"},
+	{"pin", "code", "locked"},
+};
+
+/* Write request i of intent cl: three of its words and a filler token. */
+static void
+intent_text(char *buf, size_t size, int cl, int i)
+{
+	snprintf(buf, size, "%s %s %s item%d", intent_words[cl][i % 3],
+			 intent_words[cl][(i / 3) % 3], intent_words[cl][(i / 7) % 3], i % 11);
+}
+
 static void
 test_fit_heldout_split_with_groups(void)
 {
-	static const char *const words[4][3] = {
-		{"refund", "money", "charge"},
-		{"card", "lost", "stolen"},
-		{"transfer", "account", "bank"},
-		{"pin", "code", "locked"},
-	};
 	enum
 	{
 		N = 120
@@ -673,8 +683,7 @@ test_fit_heldout_split_with_groups(void)
 	{
 		int			cl = (i / 2) % 4;
 
-		snprintf(buf[i], sizeof(buf[i]), "%s %s %s item%d", words[cl][i % 3],
-				 words[cl][(i / 3) % 3], words[cl][(i / 7) % 3], i % 11);
+		intent_text(buf[i], sizeof(buf[i]), cl, i);
 		texts[i] = buf[i];
 		labels[i] = cl;
 		group[i] = (uint32_t) (i / 2) * 7919u;
@@ -707,12 +716,6 @@ test_fit_heldout_split_with_groups(void)
 static void
 test_self_training_keeps_split(void)
 {
-	static const char *const words[4][3] = {
-		{"refund", "money", "charge"},
-		{"card", "lost", "stolen"},
-		{"transfer", "account", "bank"},
-		{"pin", "code", "locked"},
-	};
 	enum
 	{
 		N = 160,
@@ -739,8 +742,7 @@ test_self_training_keeps_split(void)
 	{
 		int			cl = i % 4;
 
-		snprintf(buf[i], sizeof(buf[i]), "%s %s %s item%d", words[cl][i % 3],
-				 words[cl][(i / 3) % 3], words[cl][(i / 7) % 3], i % 11);
+		intent_text(buf[i], sizeof(buf[i]), cl, i);
 		texts[i] = buf[i];
 		labels[i] = cl;
 	}
@@ -860,12 +862,6 @@ count_interrupts(void)
 static void
 test_fit_interrupt_hook(void)
 {
-	static const char *const words[4][3] = {
-		{"refund", "money", "charge"},
-		{"card", "lost", "stolen"},
-		{"transfer", "account", "bank"},
-		{"pin", "code", "locked"},
-	};
 	enum
 	{
 		N = 120
@@ -883,8 +879,8 @@ test_fit_interrupt_hook(void)
 	{
 		int			cl = i % 4;
 
-		snprintf(buf[i], sizeof(buf[i]), "%s %s item%d", words[cl][i % 3],
-				 words[cl][(i / 5) % 3], i % 13);
+		snprintf(buf[i], sizeof(buf[i]), "%s %s item%d", intent_words[cl][i % 3],
+				 intent_words[cl][(i / 5) % 3], i % 13);
 		texts[i] = buf[i];
 		labels[i] = cl;
 	}
