@@ -38,7 +38,7 @@ SELECT (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows FROM hl_t
 SELECT body, hl_predict('selftrained', body) AS selftrained, hl_predict('plain', body) AS plain
 FROM requests WHERE id IN (301, 602, 903) ORDER BY id;
 
--- Cross-validation fits the labelled rows alone; batches come as usual.
+-- Cross-validation fits the labelled rows alone, and batches come as usual.
 SELECT (hl_evaluate('selftrained', k => 3))->>'labelled_items' AS labelled_items;
 SELECT count(*) AS batch_rows FROM hl_next_batch('selftrained', 5, options => '{"reserve": false}');
 
@@ -56,6 +56,16 @@ SELECT hl_create_model('few', 'few', text_column => 'body', label_column => 'int
 SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows
 FROM hl_train('few');
 
+-- With labels of one class every row would take it: no pseudo-labels.
+CREATE TABLE single (id integer PRIMARY KEY, body text NOT NULL, intent text);
+INSERT INTO single
+SELECT id, body, CASE WHEN id / 100 IN (1, 2, 4, 5) THEN 'card' END FROM requests;
+SELECT hl_create_model('single', 'single', text_column => 'body', label_column => 'intent',
+					   options => '{"self_training": 0.3}') > 0 AS created;
+SELECT labelled_rows, (metrics->>'heldout_rows')::int > 0 AS calibrated_on_labels,
+	   (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows
+FROM hl_train('single');
+
 -- Bad values.
 SELECT hl_create_model('bad', 'requests', text_column => 'body', label_column => 'intent',
 					   options => '{"self_training": 1.5}');
@@ -69,5 +79,6 @@ CREATE TABLE tagged (id integer PRIMARY KEY, text text, spans jsonb);
 SELECT hl_create_model('bad', 'tagged', text_column => 'text', label_column => 'spans',
 					   task => 'spans', options => '{"self_training": 0.3}');
 
-SELECT hl_drop_model('selftrained'), hl_drop_model('plain'), hl_drop_model('few');
-DROP TABLE requests, few, tagged;
+SELECT hl_drop_model('selftrained'), hl_drop_model('plain'), hl_drop_model('few'),
+	   hl_drop_model('single');
+DROP TABLE requests, few, single, tagged;
