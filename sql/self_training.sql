@@ -28,9 +28,11 @@ SELECT hl_create_model('plain', 'requests', text_column => 'body', label_column 
 	   AS created;
 
 -- The confident unlabelled rows become pseudo-labelled rows: at most the 48
--- unlabelled ones, and none for the plain model.
+-- unlabelled ones, and none for the plain model.  They are kept when they
+-- do not lower the accuracy on held-out labelled rows.
 SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int BETWEEN 1 AND 48 AS pseudo_labelled,
-	   (metrics->>'heldout_rows')::int > 0 AS calibrated_on_labels
+	   (metrics->>'heldout_rows')::int > 0 AS calibrated_on_labels,
+	   metrics->>'self_training' AS self_training
 FROM hl_train('selftrained');
 SELECT (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows FROM hl_train('plain');
 
@@ -53,7 +55,8 @@ INSERT INTO few
 SELECT id, body, CASE WHEN id % 100 <= 2 THEN intent END FROM requests;
 SELECT hl_create_model('few', 'few', text_column => 'body', label_column => 'intent',
 					   options => '{"self_training": 0.3}') > 0 AS created;
-SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows
+SELECT labelled_rows, (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows,
+	   metrics->>'self_training' AS self_training
 FROM hl_train('few');
 
 -- With labels of one class every row would take it: no pseudo-labels.
@@ -63,7 +66,8 @@ SELECT id, body, CASE WHEN id / 100 IN (1, 2, 4, 5) THEN 'card' END FROM request
 SELECT hl_create_model('single', 'single', text_column => 'body', label_column => 'intent',
 					   options => '{"self_training": 0.3}') > 0 AS created;
 SELECT labelled_rows, (metrics->>'heldout_rows')::int > 0 AS calibrated_on_labels,
-	   (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows
+	   (metrics->>'pseudo_labelled_rows')::int AS pseudo_labelled_rows,
+	   metrics->>'self_training' AS self_training
 FROM hl_train('single');
 
 -- Bad values.

@@ -652,28 +652,32 @@ hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out)
  * held-out split's training side), and report is replaced.  The refit keeps
  * the prior precision and fits T and c on the same held-out labelled rows.
  * Its split's training side takes the pseudo-labels of split_model, which
- * never saw those rows (see hl_self_training_extend).  Returns the number
- * of pseudo-labelled rows of the final fit.
+ * never saw those rows (see hl_self_training_extend).
+ *
+ * The refit replaces classifier and report only when its training side
+ * scores at least the labelled fit's held-out accuracy: the pseudo-labels
+ * must not make the model worse on labels a person gave.  Sets *n_pseudo
+ * to the pseudo-labelled rows kept and returns what happened, for the
+ * version's metrics.
  */
-static uint32
+static const char *
 hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 					   const HlFitOptions *options, const HlClassifier *split_model,
-					   HlClassifier *classifier, HlFitReport *report)
+					   HlClassifier *classifier, HlFitReport *report, uint32 *n_pseudo)
 {
 	HlSelfTrainingSet extended;
 	HlFitOptions again = *options;
 	HlFitReport refit_report;
 	HlClassifier refit;
 	char		errbuf[256];
-	uint32		n_pseudo;
 
+	*n_pseudo = 0;
 	hl_self_training_extend(split_model, classifier, &training->data, &training->unlabelled,
 							HL_SELF_TRAINING_THRESHOLD, (float) def->self_training, &extended);
-	n_pseudo = extended.n_pseudo;
-	if (n_pseudo == 0)
+	if (extended.n_pseudo == 0)
 	{
 		hl_self_training_free(&extended);
-		return 0;
+		return "no confident rows";
 	}
 
 	/*
@@ -691,14 +695,22 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\" with %u pseudo-labelled rows: %s",
-						def->name, n_pseudo, errbuf)));
-	hl_self_training_free(&extended);
+						def->name, extended.n_pseudo, errbuf)));
+	if (refit_report.heldout_accuracy < report->heldout_accuracy)
+	{
+		hl_self_training_free(&extended);
+		hl_classifier_free(&refit);
+		report->iterations += refit_report.iterations;
+		return "refused: lower held-out accuracy";
+	}
 
+	*n_pseudo = extended.n_pseudo;
+	hl_self_training_free(&extended);
 	hl_classifier_free(classifier);
 	*classifier = refit;
 	refit_report.iterations += report->iterations;
 	*report = refit_report;
-	return n_pseudo;
+	return "kept";
 }
 
 /*
@@ -733,6 +745,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	bool		split;
 	HlClassifier split_model;
 	uint32		n_pseudo = 0;
+	const char *self_training = NULL;
 
 	if (strcmp(def->task, "spans") == 0)
 	{
@@ -789,10 +802,15 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	 * on: without them the pseudo-labels' probabilities mean little.  With
 	 * one class every row would take its label.
 	 */
-	if (def->self_training > 0.0 && training.unlabelled.n_rows > 0 && split &&
-		training.n_labels >= 2)
-		n_pseudo = hl_training_self_train(def, &training, &options, &split_model,
-										  &classifier, &report);
+	if (def->self_training > 0.0 && !split)
+		self_training = "no held-out split";
+	else if (def->self_training > 0.0 && training.n_labels < 2)
+		self_training = "one class";
+	else if (def->self_training > 0.0 && training.unlabelled.n_rows == 0)
+		self_training = "no unlabelled rows";
+	else if (def->self_training > 0.0)
+		self_training = hl_training_self_train(def, &training, &options, &split_model,
+											   &classifier, &report, &n_pseudo);
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,
@@ -823,6 +841,8 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "feature_buckets", dim);
 	hl_json_number(&metrics, "novelty_dimensions", training.novelty.k);
 	hl_json_number(&metrics, "pseudo_labelled_rows", n_pseudo);
+	if (self_training != NULL)
+		appendStringInfo(&metrics, ", \"self_training\": \"%s\"", self_training);
 	hl_json_number(&metrics, "prior_chosen_rows", prior_chosen_rows);
 	appendStringInfo(&metrics, ", \"warm_start\": %s", warm ? "true" : "false");
 

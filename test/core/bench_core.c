@@ -758,10 +758,15 @@ main(int argc, char **argv)
 			fprintf(stderr, "bench_core: self-training fit failed: %s\n", errbuf);
 			return 1;
 		}
-		hl_classifier_free(&model);
-		model = refit;
-		report = refit_report;
-		pseudo_rows = extended.n_pseudo;
+		if (refit_report.heldout_accuracy < report.heldout_accuracy)
+			hl_classifier_free(&refit);
+		else
+		{
+			hl_classifier_free(&model);
+			model = refit;
+			report = refit_report;
+			pseudo_rows = extended.n_pseudo;
+		}
 		self_training_seconds = now() - t0;
 		hl_self_training_free(&extended);
 		free(rest_start);
