@@ -745,7 +745,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	bool		split;
 	HlClassifier split_model;
 	uint32		n_pseudo = 0;
-	const char *self_training = NULL;
+	const char *self_training_outcome = NULL;
 
 	if (strcmp(def->task, "spans") == 0)
 	{
@@ -803,14 +803,14 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	 * one class every row would take its label.
 	 */
 	if (def->self_training > 0.0 && !split)
-		self_training = "no held-out split";
+		self_training_outcome = "no held-out split";
 	else if (def->self_training > 0.0 && training.n_labels < 2)
-		self_training = "one class";
+		self_training_outcome = "one class";
 	else if (def->self_training > 0.0 && training.unlabelled.n_rows == 0)
-		self_training = "no unlabelled rows";
+		self_training_outcome = "no unlabelled rows";
 	else if (def->self_training > 0.0)
-		self_training = hl_training_self_train(def, &training, &options, &split_model,
-											   &classifier, &report, &n_pseudo);
+		self_training_outcome = hl_training_self_train(def, &training, &options, &split_model,
+													   &classifier, &report, &n_pseudo);
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,
@@ -841,8 +841,8 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	hl_json_number(&metrics, "feature_buckets", dim);
 	hl_json_number(&metrics, "novelty_dimensions", training.novelty.k);
 	hl_json_number(&metrics, "pseudo_labelled_rows", n_pseudo);
-	if (self_training != NULL)
-		appendStringInfo(&metrics, ", \"self_training\": \"%s\"", self_training);
+	if (self_training_outcome != NULL)
+		appendStringInfo(&metrics, ", \"self_training\": \"%s\"", self_training_outcome);
 	hl_json_number(&metrics, "prior_chosen_rows", prior_chosen_rows);
 	appendStringInfo(&metrics, ", \"warm_start\": %s", warm ? "true" : "false");
 
