@@ -45,7 +45,7 @@ SELECT (hl_evaluate('selftrained', k => 3))->>'labelled_items' AS labelled_items
 SELECT count(*) AS batch_rows FROM hl_next_batch('selftrained', 5, options => '{"reserve": false}');
 
 -- A second training starts from scratch: a warm start from a self-trained
--- version would keep its own answers.
+-- version would keep its own predictions.
 UPDATE requests SET intent = 'card' WHERE id = 301;
 SELECT (metrics->>'warm_start')::boolean AS warm_start FROM hl_train('selftrained');
 

@@ -1786,7 +1786,7 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 */
 		/*
 		 * Without a split every row is on the training side, so the folds
-		 * are cut from train, which holds the rows of stage
+		 * are cut from train, which contains the rows of stage
 		 * HL_ROW_SPLIT_ONLY and not those of HL_ROW_FINAL_ONLY.
 		 */
 		temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &train, lambda, opts.seed,

@@ -14,7 +14,8 @@
 
 /*
  * Lowest predictive probability of a pseudo-label.  With 1,000 random
- * banking77 labels about 89% of the rows above it got the right label.
+ * banking77 labels, bench_core found about 89% of the rows above it labelled
+ * right.
  */
 #define HL_SELF_TRAINING_THRESHOLD 0.7
 

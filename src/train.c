@@ -73,7 +73,7 @@
 
 /*
  * Iterations of the fit with pseudo-labelled rows on the training side of
- * the split, from the labelled fit, as a warm start spends there.
+ * the split, started from the labelled fit: as many as a warm start spends.
  */
 #define HL_SELF_TRAINING_ITERATIONS 20
 
@@ -701,7 +701,7 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 		hl_self_training_free(&extended);
 		hl_classifier_free(&refit);
 		report->iterations += refit_report.iterations;
-		return "refused: lower held-out accuracy";
+		return "rejected: lower held-out accuracy";
 	}
 
 	*n_pseudo = extended.n_pseudo;
@@ -802,15 +802,18 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	 * on: without them the pseudo-labels' probabilities mean little.  With
 	 * one class every row would take its label.
 	 */
-	if (def->self_training > 0.0 && !split)
-		self_training_outcome = "no held-out split";
-	else if (def->self_training > 0.0 && training.n_labels < 2)
-		self_training_outcome = "one class";
-	else if (def->self_training > 0.0 && training.unlabelled.n_rows == 0)
-		self_training_outcome = "no unlabelled rows";
-	else if (def->self_training > 0.0)
-		self_training_outcome = hl_training_self_train(def, &training, &options, &split_model,
-													   &classifier, &report, &n_pseudo);
+	if (def->self_training > 0.0)
+	{
+		if (!split)
+			self_training_outcome = "no held-out split";
+		else if (training.n_labels < 2)
+			self_training_outcome = "one class";
+		else if (training.unlabelled.n_rows == 0)
+			self_training_outcome = "no unlabelled rows";
+		else
+			self_training_outcome = hl_training_self_train(def, &training, &options, &split_model,
+														   &classifier, &report, &n_pseudo);
+	}
 
 	/* Store the new version. */
 	posterior = hl_posterior_serialize(&def->features, training.idf, &classifier, names, training.n_labels,

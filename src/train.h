@@ -37,8 +37,9 @@ typedef struct HlTrainingData
 /*
  * Read every row of model def and featurise its labelled rows, in the
  * current memory context.  With for_fit and the model option self_training,
- * also keep the unlabelled rows that self-training predicts; evaluation
- * leaves them out.  Raises an error when no row is labelled.
+ * also keep the unlabelled rows that self-training predicts.  Evaluation
+ * passes false, because it does not use them.  Raises an error when no row
+ * is labelled.
  */
 extern void hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out);
 
