@@ -24,6 +24,9 @@
 /* Smallest probability the NLL takes the logarithm of. */
 #define NLL_FLOOR 1e-12
 
+/* Confidences closer than this, relative to 1 or their size, tie for a threshold. */
+#define HL_CONFIDENCE_TIE 1e-5
+
 float
 hl_confidence(HlConfidenceScore score, const HlPrediction *prediction)
 {
@@ -260,13 +263,17 @@ hl_abstention_threshold(const HlScoredRows *rows, double target_accuracy,
 
 	/*
 	 * Walk down the confidences.  A threshold can only sit between distinct
-	 * values, so a run of equal confidences is taken whole.
+	 * values, so a run of equal confidences is taken whole.  Values within
+	 * HL_CONFIDENCE_TIE of the run's first count as equal, because
+	 * out-of-fold models of the same texts differ in the last bits.
 	 */
 	for (uint32_t i = 0; i < m;)
 	{
 		uint32_t	j = i;
+		double		scale = fabs(ranked[i].confidence) > 1.0 ? fabs(ranked[i].confidence) : 1.0;
+		double		tie = HL_CONFIDENCE_TIE * scale;
 
-		while (j < m && ranked[j].confidence == ranked[i].confidence)
+		while (j < m && ranked[i].confidence - ranked[j].confidence <= tie)
 		{
 			covered += ranked[j].weight;
 			if (ranked[j].correct)
@@ -278,11 +285,11 @@ hl_abstention_threshold(const HlScoredRows *rows, double target_accuracy,
 		{
 			/* Keep walking: a lower threshold may still meet the target. */
 			if (correct >= target_accuracy * covered)
-				threshold = ranked[i].confidence;
+				threshold = ranked[j - 1].confidence;
 		}
 		else if (covered >= target_coverage * total)
 		{
-			threshold = ranked[i].confidence;
+			threshold = ranked[j - 1].confidence;
 			break;
 		}
 		i = j;

@@ -967,6 +967,25 @@ test_abstention_threshold(void)
 	CHECK(hl_abstention_threshold(&rows, 0.0, 0.51) == 0.7f);
 }
 
+/*
+ * Confidences that differ in the last bits, as out-of-fold models of the
+ * same texts give, tie: no coverage between none and all of them.
+ */
+static void
+test_abstention_near_ties(void)
+{
+	const float proba[] = {0.9f, 0.1f, 0.9f, 0.1f, 0.1f, 0.9f, 0.1f, 0.9f};
+	const int32_t label[] = {0, 0, 1, 1};
+	const float confidence[] = {
+		0.9f, nextafterf(0.9f, 0.0f), nextafterf(nextafterf(0.9f, 0.0f), 0.0f), 0.9000001f
+	};
+	HlScoredRows rows = {4, 2, proba, label, NULL, confidence};
+	float		lowest = confidence[2];
+
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.5) == lowest);
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.9) == lowest);
+}
+
 /* Wilson intervals: known value, the edges and no rows. */
 static void
 test_wilson_interval(void)
@@ -2050,6 +2069,7 @@ main(void)
 	test_fit_interrupt_hook();
 	test_metrics_known_values();
 	test_abstention_threshold();
+	test_abstention_near_ties();
 	test_wilson_interval();
 	test_pool_svd_low_rank();
 	test_pool_svd_more_components_than_rank();
