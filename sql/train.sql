@@ -39,6 +39,24 @@ SELECT hl_create_model('early', 'early', text_column => 'body', label_column => 
 SELECT version, labelled_rows, classes FROM hl_train('early');
 SELECT label, probability < 1 AS below_one FROM hl_predict_proba('early', 'reset my password');
 
+-- 80 labels of one class, enough items for a held-out split.  Held-out
+-- rows of one class are right by any margin and would make every
+-- prediction certain, so there is no split and the probability stays
+-- well below one.
+CREATE TABLE one_kind (id integer PRIMARY KEY, body text, kind text);
+INSERT INTO one_kind SELECT i, 'refund for order ' || i || ' of store ' || i % 7,
+	   CASE WHEN i <= 80 THEN 'refund' END
+FROM generate_series(1, 100) AS i;
+SELECT hl_create_model('one_kind', 'one_kind', text_column => 'body', label_column => 'kind') > 0 AS created;
+SELECT labelled_rows, classes, metrics->>'heldout_rows' AS heldout_rows FROM hl_train('one_kind');
+SELECT label, probability < 0.99 AS uncertain FROM hl_classify('one_kind', 'where is my parcel');
+-- A single row of a second class never goes out either, so again no split.
+UPDATE one_kind SET kind = 'fraud', body = 'someone used my card abroad' WHERE id = 1;
+SELECT labelled_rows, classes, metrics->>'heldout_rows' AS heldout_rows FROM hl_train('one_kind');
+SELECT label, probability < 1 AS below_one FROM hl_classify('one_kind', 'refund for order 3 of store 3');
+SELECT hl_drop_model('one_kind');
+DROP TABLE one_kind;
+
 -- Every version is listed with its kind; hl_rollback makes an earlier one current.
 SELECT version, kind, labelled_rows, classes, current FROM hl_model_versions
 WHERE name = 'tickets' ORDER BY version;

@@ -1013,7 +1013,8 @@ compare_row_groups(const void *a, const void *b)
  * the items of every class; an item's class is the label of its first row.
  * Rows of zero weight count for nothing, and rows of a stage other than
  * HL_ROW_ANY in row_stage (may be NULL) are never held out.  Returns false
- * when the data is too small to split.
+ * when the data is too small to split or the held-out rows would all be of
+ * one class.
  */
 static bool
 choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_stage,
@@ -1027,6 +1028,8 @@ choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_st
 	uint32_t	n_items = 0;
 	uint32_t	n_out_rows = 0;
 	uint32_t	n_in_rows = 0;
+	int32_t		heldout_label = -1;
+	uint32_t	heldout_classes = 1;
 	bool		ok;
 
 	/*
@@ -1114,13 +1117,21 @@ choose_heldout(const HlDataset *data, const float *weight, const uint8_t *row_st
 		heldout[i] = ok && item_of_row[i] != UINT32_MAX && item_out[item_of_row[i]];
 		if (weight[i] > 0.0f && item_of_row[i] != UINT32_MAX)
 		{
-			if (heldout[i])
-				n_out_rows++;
-			else
+			if (!heldout[i])
 				n_in_rows++;
+			else if (n_out_rows++ == 0)
+				heldout_label = data->label[i];
+			else if (data->label[i] != heldout_label)
+				heldout_classes = 2;
 		}
 	}
-	ok = ok && n_out_rows >= MIN_HELDOUT_ROWS && n_in_rows > 0;
+
+	/*
+	 * Held-out rows of one class would fit a temperature that makes every
+	 * prediction certain.  Classes of a single item never go out, so one
+	 * large class beside them gives such rows too.
+	 */
+	ok = ok && n_out_rows >= MIN_HELDOUT_ROWS && n_in_rows > 0 && heldout_classes >= 2;
 
 	hl_free(rg);
 	hl_free(items);

@@ -804,10 +804,10 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	 */
 	if (def->self_training > 0.0)
 	{
-		if (!split)
-			self_training_outcome = "no held-out split";
-		else if (training.n_labels < 2)
+		if (training.n_labels < 2)
 			self_training_outcome = "one class";
+		else if (!split)
+			self_training_outcome = "no held-out split";
 		else if (training.unlabelled.n_rows == 0)
 			self_training_outcome = "no unlabelled rows";
 		else
