@@ -192,6 +192,14 @@ SELECT labelled_rows, version, accuracy_source, accuracy_low <= estimated_accura
 	   compared_version, agreement BETWEEN 0 AND 1 AS agreement_ok, pool_sample,
 	   mean_entropy > 0 AS entropy_left, mean_mutual_information >= 0 AS mi_ok, recommendation
 FROM hl_status('eval', sample => 10);
+-- A labelled relation apart from the training labels outranks
+-- cross-validation, and the model's own relation, which scores the fit,
+-- does not count.
+SELECT (hl_evaluate('eval', 'eval_items')->>'rows')::int AS own_rows;
+SELECT accuracy_source FROM hl_status('eval', sample => 10);
+SELECT (hl_evaluate('eval', 'eval_holdout')->>'accuracy')::float8 AS holdout_accuracy \gset
+SELECT accuracy_source, estimated_accuracy = :holdout_accuracy AS from_holdout
+FROM hl_status('eval', sample => 10);
 SELECT hl_status('eval', sample => 0);
 SELECT hl_status('fresh');
 

@@ -127,9 +127,11 @@ hl_previous_version(int32 model_id, int32 current, int32 *labelled)
 }
 
 /*
- * Fetch the newest accuracy estimate of version: a cross-validation stored
- * by hl_evaluate, else the held-out split of its training.  Returns the
- * source, or NULL when there is none.
+ * Fetch the newest accuracy estimate of version: an hl_evaluate of a
+ * relation other than the model's own, else a cross-validation, else the
+ * held-out split of its training.  Return the source, or NULL when there
+ * is none.  hl_next_batch chooses labels among the hardest rows, so the
+ * last two sources underestimate.
  */
 static const char *
 hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
@@ -144,20 +146,29 @@ hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
 	values[1] = Int32GetDatum(version);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT (result->>'accuracy')::float8, (result->>'accuracy_low')::float8,"
-							  "       (result->>'accuracy_high')::float8"
-							  "  FROM humanloop.evaluations"
-							  " WHERE model_id = $1 AND version = $2 AND method = 'cross_validation'"
-							  "   AND result->>'accuracy' IS NOT NULL"
-							  " ORDER BY evaluation_id DESC LIMIT 1",
+	/*
+	 * A relation of the model's own contains its training labels, so
+	 * scoring it measures the fit, not the accuracy on new rows.
+	 */
+	if (SPI_execute_with_args("SELECT (e.result->>'accuracy')::float8, (e.result->>'accuracy_low')::float8,"
+							  "       (e.result->>'accuracy_high')::float8, e.method"
+							  "  FROM humanloop.evaluations e JOIN humanloop.models m USING (model_id)"
+							  " WHERE e.model_id = $1 AND e.version = $2"
+							  "   AND e.result->>'accuracy' IS NOT NULL"
+							  "   AND (e.method = 'cross_validation'"
+							  "        OR (to_regclass(e.relation) IS DISTINCT FROM m.relation"
+							  "            AND to_regclass(e.relation) IS DISTINCT FROM m.labels_relation))"
+							  " ORDER BY e.method = 'relation' DESC, e.evaluation_id DESC LIMIT 1",
 							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.evaluations");
 	if (SPI_processed == 1)
 	{
+		char	   *method = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+
 		*accuracy = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		*low = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		*high = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-		source = "cross_validation";
+		source = strcmp(method, "relation") == 0 ? "relation" : "cross_validation";
 	}
 	else if (SPI_execute_with_args("SELECT (metrics->>'heldout_accuracy')::float8,"
 								   "       (metrics->>'heldout_rows')::float8"
