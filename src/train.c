@@ -599,6 +599,13 @@ hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out)
 	hl_training_read(def, featurizer, df, &set, &labels, def->novelty > 0 ? &pool : NULL,
 					 for_fit && def->self_training > 0.0 ? &unlabelled : NULL);
 
+	if (set.n_items == 0 && set.n_docs == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no labelled rows", name),
+				 errdetail("Relation \"%s\" has no rows.", get_rel_name(def->relation)),
+				 errhint("Insert the texts into \"%s\" and label some of them.",
+						 get_rel_name(def->relation))));
 	if (set.n_items == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
