@@ -46,22 +46,25 @@ hl_visible_queue_ids(int32 model_id, bool *isnull)
 }
 
 /*
- * Delete the given changes from the queue, so the background worker does not
- * apply them again on top of a version that already learned them.  Only the
- * extension's owner may delete from the queue, so the delete runs as that
- * role.  The caller owns the model, because hl_catalog_fetch_model checked.
+ * Delete the given changes from the queue (ids may be NULL), so the
+ * background worker does not apply them again on top of a version that
+ * already learned them, and end the worker's failure backoff of model_id,
+ * because the new version succeeded.  Only the extension's owner may write
+ * these tables, so the statements run as that role.  The caller owns the
+ * model, because hl_catalog_fetch_model checked.
  */
 static void
-hl_dequeue_changes(Datum ids)
+hl_dequeue_changes(int32 model_id, Datum ids, bool none_queued)
 {
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8ARRAYOID, INT4OID};
+	Datum		values[2];
 	Oid			save_userid;
 	int			save_sec_context;
 	Oid			extension_owner;
 	bool		isnull;
 
 	values[0] = ids;
+	values[1] = Int32GetDatum(model_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'humanloop'",
@@ -74,10 +77,16 @@ hl_dequeue_changes(Datum ids)
 	SetUserIdAndSecContext(extension_owner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	if (SPI_execute_with_args("DELETE FROM humanloop.label_queue"
+	if (!none_queued &&
+		SPI_execute_with_args("DELETE FROM humanloop.label_queue"
 							  " WHERE queue_id OPERATOR(pg_catalog.=) ANY ($1)",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from humanloop.label_queue");
+	if (SPI_execute_with_args("UPDATE humanloop.worker_state SET failures = 0, retry_at = NULL"
+							  " WHERE model_id OPERATOR(pg_catalog.=) $2"
+							  " AND failures OPERATOR(pg_catalog.>) 0",
+							  2, argtypes, values, none_queued ? "n " : "  ", false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update humanloop.worker_state");
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
 }
@@ -113,8 +122,7 @@ hl_train(PG_FUNCTION_ARGS)
 	 */
 	queued = hl_visible_queue_ids(def->model_id, &none_queued);
 	hl_train_model(def, &result);
-	if (!none_queued)
-		hl_dequeue_changes(queued);
+	hl_dequeue_changes(def->model_id, queued, none_queued);
 
 	values[0] = Int32GetDatum(result.version);
 	values[1] = Int32GetDatum(result.labelled_rows);

@@ -82,6 +82,17 @@ hl_drop_watch_triggers(const HlModelDef *def)
 	SPI_finish();
 }
 
+/* Store whether model_id is watched. */
+static void
+hl_set_watched(int32 model_id, bool watch)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	hl_spi_exec(psprintf("UPDATE humanloop.models SET watched = %s WHERE model_id = %d",
+						 watch ? "true" : "false", model_id), SPI_OK_UPDATE);
+	SPI_finish();
+}
+
 /*
  * hl_watch(name, watch) returns whether the model is watched afterwards.
  * A NULL watch is its default, true.
@@ -116,10 +127,17 @@ hl_watch(PG_FUNCTION_ARGS)
 	relid = OidIsValid(def->labels_relation) ? def->labels_relation : def->relation;
 	id_column = OidIsValid(def->labels_relation) ? def->labels_id_column : def->id_column;
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the relation of the labels of model \"%s\" no longer exists", name),
-				 errhint("Drop the model with hl_drop_model('%s') and create it again.", name)));
+	{
+		if (watch)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("the relation of the labels of model \"%s\" no longer exists", name),
+					 errhint("Drop the model with hl_drop_model('%s') and create it again.", name)));
+
+		/* Its triggers went with the relation, so only the flag is left. */
+		hl_set_watched(def->model_id, false);
+		PG_RETURN_BOOL(false);
+	}
 	relkind = get_rel_relkind(relid);
 	if (watch && relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -173,9 +191,8 @@ hl_watch(PG_FUNCTION_ARGS)
 							 def->model_id, rel, label, args), SPI_OK_UTILITY);
 	}
 
-	hl_spi_exec(psprintf("UPDATE humanloop.models SET watched = %s WHERE model_id = %d",
-						 watch ? "true" : "false", def->model_id), SPI_OK_UPDATE);
 	SPI_finish();
+	hl_set_watched(def->model_id, watch);
 
 	if (watch)
 		hl_worker_request();
@@ -259,31 +276,27 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 	id_attno = SPI_fnumber(desc, trigger->tgargs[1]);
 	label_attno = SPI_fnumber(desc, trigger->tgargs[2]);
-	if (id_attno <= 0 || label_attno <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("trigger \"%s\" names column \"%s\", which relation \"%s\" does not have",
-						trigger->tgname, trigger->tgargs[id_attno <= 0 ? 1 : 2],
-						RelationGetRelationName(trigdata->tg_relation)),
-				 errhint("If a column of the model was renamed, rename it back, because the model keeps the names it was created with. Drop a trigger that hl_watch did not make.")));
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
 	/* A new label, an edited one, or a removed one. */
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	if (label_attno <= 0)
 	{
-		tuple = trigdata->tg_trigtuple;
+		/*
+		 * A label column renamed or dropped since hl_watch must not fail the
+		 * annotators' writes.  An edit makes the worker retrain, which fails
+		 * and names the column in hl_worker_status.
+		 */
+		change = 'U';
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		change = 'I';
-	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-	{
-		tuple = trigdata->tg_trigtuple;
 		change = 'D';
-	}
 	else
 	{
 		bool		old_null;
 		bool		new_null;
 
-		tuple = trigdata->tg_newtuple;
 		(void) SPI_getbinval(trigdata->tg_trigtuple, desc, label_attno, &old_null);
 		(void) SPI_getbinval(trigdata->tg_newtuple, desc, label_attno, &new_null);
 		change = old_null ? 'I' : (new_null ? 'D' : 'U');
@@ -295,7 +308,7 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 				 errmsg("trigger \"%s\" passes model id \"%s\", which is not a positive integer",
 						trigger->tgname, trigger->tgargs[0]),
 				 errhint("Drop the trigger, and call hl_watch for the model whose labels are in this table.")));
-	item = SPI_getvalue(tuple, desc, id_attno);
+	item = id_attno > 0 ? SPI_getvalue(tuple, desc, id_attno) : NULL;
 	values[0] = Int32GetDatum(model_id);
 	if (item != NULL)
 		values[1] = CStringGetTextDatum(item);

@@ -273,8 +273,52 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 }
 
 /*
+ * Count again the queued changes of p up to its last_queue_id, and whether
+ * one of them edits or removes a label.
+ */
+static void
+hl_recount_queue(HlPendingModel *p)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = Int32GetDatum(p->model_id);
+	values[1] = Int64GetDatum(p->last_queue_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT count(*)::int4, coalesce(bool_or(change <> 'I'), false)"
+							  "  FROM humanloop.label_queue WHERE model_id = $1 AND queue_id <= $2",
+							  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read humanloop.label_queue");
+	p->changes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	p->edits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+}
+
+/* Stop watching model_id, whose relation no longer exists, and log it. */
+static void
+hl_stop_watching(int32 model_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(model_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("UPDATE humanloop.models SET watched = false WHERE model_id = $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not stop watching model %d", model_id);
+	SPI_finish();
+	ereport(LOG,
+			(errmsg("humanloop: stopped watching model %d because its relation no longer exists", model_id),
+			 errhint("Drop the model with hl_drop_model, and create it again on the new relation.")));
+}
+
+/*
  * Update one model in a transaction of its own, as its owner.  Returns the
- * new version; errors propagate to the caller, which rolls back.
+ * new version, or 0 when an hl_train took the queued changes first.  Errors
+ * propagate to the caller, which rolls back.
  */
 static int32
 hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
@@ -289,6 +333,14 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 	Datum		values[2];
 
 	def = hl_catalog_fetch_model_by_id(p->model_id, true);
+
+	/*
+	 * An hl_train that held the model's lock may have learned the changes
+	 * read before the wait and taken them off the queue.
+	 */
+	hl_recount_queue(p);
+	if (p->changes == 0)
+		return 0;
 
 	/* Act with the owner's privileges, as REFRESH MATERIALIZED VIEW does. */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -330,14 +382,15 @@ static void
 hl_process_model(HlPendingModel *p, MemoryContext work_context)
 {
 	instr_time	start;
-	instr_time	elapsed;
-	bool		full = false;
-	int32		labelled = 0;
-	int32		version;
 
 	INSTR_TIME_SET_CURRENT(start);
 	PG_TRY();
 	{
+		instr_time	elapsed;
+		bool		full = false;
+		int32		labelled = 0;
+		int32		version;
+
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -347,16 +400,18 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		CommitTransactionCommand();
 
 		/* Committed: the copy the fast update changed is now that version. */
-		hl_model_cache_commit_pending(version);
+		if (version > 0)
+			hl_model_cache_commit_pending(version);
 
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
-		ereport(LOG,
-				(errmsg_plural("humanloop: model %d version %d: %s with %d label change, %d labelled rows, %.1f ms",
-							   "humanloop: model %d version %d: %s with %d label changes, %d labelled rows, %.1f ms",
-							   p->changes,
-							   p->model_id, version, full ? "full retrain" : "fast update",
-							   p->changes, labelled, INSTR_TIME_GET_MILLISEC(elapsed))));
+		if (version > 0)
+			ereport(LOG,
+					(errmsg_plural("humanloop: model %d version %d: %s with %d label change, %d labelled rows, %.1f ms",
+								   "humanloop: model %d version %d: %s with %d label changes, %d labelled rows, %.1f ms",
+								   p->changes,
+								   p->model_id, version, full ? "full retrain" : "fast update",
+								   p->changes, labelled, INSTR_TIME_GET_MILLISEC(elapsed))));
 	}
 	PG_CATCH();
 	{
@@ -384,6 +439,13 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		hl_record_state(p->model_id, false, 0, message, p->failures + 1, 0);
+
+		/*
+		 * A dropped relation never comes back under the model's oid, so
+		 * retrying would only fill the log.
+		 */
+		if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+			hl_stop_watching(p->model_id);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		FreeErrorData(edata);

@@ -151,6 +151,39 @@ ok( $node->poll_query_until('postgres',
 		"SELECT failures = 0 AND queue_depth = 0 FROM hl_worker_status WHERE name = 'broken'"),
 	'the failing model is retried and catches up once fixed');
 
+# A renamed label column fails the worker's retrain, not the annotators' writes.
+$node->safe_psql('postgres', q{
+	ALTER TABLE broken RENAME COLUMN label TO tag;
+	UPDATE broken SET tag = 'b' WHERE id = 7;
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures > 0 AND last_error LIKE '%\"label\"%' FROM hl_worker_status WHERE name = 'broken'"),
+	'a renamed label column shows in hl_worker_status');
+$node->safe_psql('postgres', 'ALTER TABLE broken RENAME COLUMN tag TO label');
+ok( $node->poll_query_until('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 AND labelled_rows = 6 FROM hl_worker_status JOIN hl_models USING (name) WHERE name = 'broken'"),
+	'the model catches up once the label column has its name back');
+
+# A watched model whose table is dropped stops being watched, not retried forever.
+$node->safe_psql('postgres', q{
+	CREATE TABLE gone (id int PRIMARY KEY, body text, label text);
+	INSERT INTO gone SELECT i, 'text ' || i, CASE WHEN i <= 4 THEN (ARRAY['a', 'b'])[i % 2 + 1] END
+	FROM generate_series(1, 20) i;
+	SELECT hl_create_model('gone', 'gone', text_column => 'body', label_column => 'label');
+	SELECT version FROM hl_train('gone');
+	SELECT hl_watch('gone');
+	BEGIN;
+	UPDATE gone SET label = 'a' WHERE id = 5;
+	DROP TABLE gone;
+	COMMIT;
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT NOT watched AND last_error LIKE '%no longer exists%' FROM hl_worker_status WHERE name = 'gone'"),
+	'the worker stops watching a model whose table was dropped');
+is($node->safe_psql('postgres', "SELECT hl_watch('gone', false)"),
+	'f', 'hl_watch turns watching off after the table was dropped');
+$node->safe_psql('postgres', "SELECT hl_drop_model('gone')");
+
 # Dropping a watched model removes its triggers, so labelling goes on.
 $node->safe_psql('postgres', "SELECT hl_drop_model('broken')");
 is($node->psql('postgres', "UPDATE broken SET label = 'b' WHERE id = 6"),
