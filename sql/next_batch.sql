@@ -157,3 +157,23 @@ SELECT count(*) FROM hl_next_batch('tickets', 5, options => '{"reserve": false}'
 SELECT count(*) AS expired_left FROM humanloop.reservations
 WHERE reserved_until <= now() AND model_id = (SELECT model_id FROM humanloop.models WHERE name = 'tickets');
 RESET humanloop.reservation_timeout;
+
+-- A pool above the option sample is scored on a sample of about that many
+-- rows, the same for the same seed.  0 scores every row, which finds the
+-- most uncertain row of all.
+CREATE TABLE big_pool (id integer PRIMARY KEY, body text, category text);
+INSERT INTO big_pool SELECT i, (ARRAY['card lost', 'send money', 'card payment', 'money transfer'])[i % 4 + 1]
+	   || ' number ' || i, CASE WHEN i <= 40 THEN (ARRAY['card', 'transfer', 'card', 'transfer'])[i % 4 + 1] END
+FROM generate_series(1, 3000) AS i;
+SELECT hl_create_model('big_pool', 'big_pool', text_column => 'body', label_column => 'category') > 0 AS created;
+SELECT labelled_rows FROM hl_train('big_pool');
+CREATE TEMP TABLE sampled AS
+SELECT id, score FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500}');
+SELECT count(*) AS same_again FROM sampled
+JOIN hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500}') b USING (id);
+SELECT (SELECT max(score) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 0}'))
+	   >= (SELECT max(score) FROM sampled) AS all_rows_at_least_as_uncertain;
+SELECT count(*) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": -1}');
+SELECT count(*) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": "all"}');
+SELECT hl_drop_model('big_pool');
+DROP TABLE big_pool;

@@ -41,6 +41,7 @@ typedef struct HlBatchOptions
 	double		max_class_share;	/* of one predicted class in a batch, (0, 1] */
 	bool		reserve;		/* reserve the returned rows */
 	uint32		candidates;		/* rows kept for the second stage */
+	uint32		sample;			/* unlabelled rows scored at most, about; 0: all */
 	uint64		seed;
 	HlSpanReduction reduction;	/* span models: token scores to a sentence score */
 	bool		reduction_given;	/* set by the caller, not defaulted */
