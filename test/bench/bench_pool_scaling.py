@@ -13,8 +13,9 @@ rest stay unlabelled.  It then times, in one fresh session per size:
 
 - hl_train on that relation (it reads every row, for document frequencies);
 - hl_next_batch for 50 rows with reserve off, for the default, margin,
-  margin with diversity 0.5, margin with density 1, and the strategy
-  coverage, the median of --repeats calls each;
+  margin scoring every row (sample 0), margin with diversity 0.5, margin
+  with density 1, and the strategy coverage, the median of --repeats calls
+  each;
 
 and reads the session's peak resident memory (VmHWM) at the end.
 
@@ -43,6 +44,7 @@ SUFFIXES = ["please", "thanks", "today", "now", "again", "asap", "urgent", "help
 CALLS = [
     ("default", None, {}),
     ("margin", "margin", {}),
+    ("margin, every row", "margin", {"sample": 0}),
     ("margin, diversity 0.5", "margin", {"diversity": 0.5}),
     ("margin, density 1", "margin", {"density": 1}),
     ("coverage", "coverage", {}),
