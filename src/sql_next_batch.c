@@ -79,9 +79,9 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 
 /*
  * Unlabelled rows a call scores at most, about.  Scoring takes about 33 us a
- * row on banking77 (30 s for a million rows), so a larger pool is sampled by
- * a hash of the id: the best of 100,000 random rows are still far more
- * uncertain than a batch needs.
+ * row on banking77, 30 s for a million rows.  A larger pool is sampled by a
+ * hash of the id, and a batch of 50 still comes from the most uncertain
+ * 0.05% of the sample.
  */
 #define HL_DEFAULT_SAMPLE 100000
 
@@ -215,7 +215,7 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			continue;
 		}
 
-		/* A misspelt key gets named as unknown, not as a value of the wrong type. */
+		/* Name a misspelt key as unknown, not as a value of the wrong type. */
 		if (!hl_is_number_option(key))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -508,7 +508,7 @@ hl_fit_disagreement(const HlModelDef *def, HlModel *model, HlDisagreement *out)
 	pfree(x);
 }
 
-/* Return the number of rows query returns; SPI is connected. */
+/* Return the number of rows that query returns.  SPI must be connected. */
 static uint64
 hl_count_rows(const char *query, int nargs, Oid *argtypes, Datum *values)
 {

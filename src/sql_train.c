@@ -46,12 +46,11 @@ hl_visible_queue_ids(int32 model_id, bool *isnull)
 }
 
 /*
- * Delete the given changes from the queue (ids may be NULL), so the
- * background worker does not apply them again on top of a version that
- * already learned them, and end the worker's failure backoff of model_id,
- * because the new version succeeded.  Only the extension's owner may write
- * these tables, so the statements run as that role.  The caller owns the
- * model, because hl_catalog_fetch_model checked.
+ * Delete the given changes of model_id from the queue, unless none_queued,
+ * so the background worker does not apply them again.  Then end the
+ * worker's failure backoff of the model, because a new version succeeded.
+ * Only the extension's owner may write these tables, so the statements run
+ * as that role.  The caller owns the model (hl_catalog_fetch_model checked).
  */
 static void
 hl_dequeue_changes(int32 model_id, Datum ids, bool none_queued)

@@ -4,7 +4,7 @@
     /usr/bin/python3 test/bench/bench_pool_scaling.py DATA_DIR [--sizes 10000,100000,1000000]
         [--labels 1000] [--repeats 3] [--out FILE] [--install-root DIR [--commit REV]]
 
-DATA_DIR holds train.csv with the header ``text,category`` (for example the
+DATA_DIR contains train.csv with the header ``text,category`` (for example the
 banking77 folder).  For each size N the script fills a relation with N rows:
 the training texts, then copies of them with one of eight short words
 appended, so that the copies are new texts with the same wording.  The
