@@ -1,7 +1,10 @@
 /*
  * compat.h
- *		Differences between the PostgreSQL major versions humanloop builds
- *		against (13 to 17).  Every PG_VERSION_NUM test lives here.
+ *		Differences between the PostgreSQL major versions humanloop is
+ *		written for (13 to 17).  Every PG_VERSION_NUM test lives here.
+ *
+ * NOTE: only PostgreSQL 15 is compiled and tested.  The branches for the
+ * other versions follow their release notes and have never been built.
  */
 #ifndef HL_COMPAT_H
 #define HL_COMPAT_H
@@ -16,7 +19,10 @@
 #include "varatt.h"
 #endif
 
-/* PostgreSQL 16 renamed the hook for reserving the extension's LWLocks. */
+/*
+ * PostgreSQL 15 added shmem_request_hook, and from then on shared memory
+ * must be requested in it rather than in _PG_init.
+ */
 #if PG_VERSION_NUM >= 150000
 #define HL_HAVE_SHMEM_REQUEST_HOOK 1
 #endif

@@ -30,7 +30,7 @@ int			hl_max_workers = 8;
 static bool hl_worker_needed = false;
 static bool hl_xact_callback_registered = false;
 
-#if PG_VERSION_NUM >= 150000
+#ifdef HL_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -43,7 +43,7 @@ hl_shared_size(void)
 					mul_size(sizeof(HlWorkerSlot), hl_max_workers));
 }
 
-#if PG_VERSION_NUM >= 150000
+#ifdef HL_HAVE_SHMEM_REQUEST_HOOK
 /* Reserve the shared state (PostgreSQL 15 and later ask in this hook). */
 static void
 hl_shmem_request(void)
@@ -77,7 +77,7 @@ hl_shmem_startup(void)
 void
 hl_worker_slots_init(void)
 {
-#if PG_VERSION_NUM >= 150000
+#ifdef HL_HAVE_SHMEM_REQUEST_HOOK
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = hl_shmem_request;
 #else
