@@ -4,7 +4,7 @@
  *		written for (13 to 17).  Every PG_VERSION_NUM test lives here.
  *
  * NOTE: only PostgreSQL 15 is compiled and tested.  The branches for the
- * other versions follow their release notes and have never been built.
+ * other versions have never been built.
  */
 #ifndef HL_COMPAT_H
 #define HL_COMPAT_H
