@@ -337,5 +337,34 @@ is( $node->safe_psql('idle',
 		"SELECT (hl_classify('asks', 'I forgot my password, account 7')).novelty > 3"),
 	't', 'the updated version scores an unlabelled kind as novel');
 
+# An update that read the queue while hl_train held the model stores nothing
+# once hl_train has learned and dequeued those changes.  The long debounce
+# lets hl_train start after the label and before the worker reads the queue.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET humanloop.worker_debounce = '3s';
+	SELECT pg_reload_conf();
+});
+my $version_before = $node->safe_psql('postgres',
+	"SELECT current_version FROM hl_models WHERE name = 'tickets'");
+$node->safe_psql('postgres', label_sql(1201));
+my $trainer = $node->background_psql('postgres');
+$trainer->query_safe('BEGIN');
+$trainer->query_safe("SELECT version FROM hl_train('tickets')");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND wait_event_type = 'Lock'"),
+	'the worker waits for the model while hl_train holds it');
+$trainer->query_safe('COMMIT');
+$trainer->quit;
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND state = 'active'"),
+	'the worker is done with the model once hl_train commits');
+is( $node->safe_psql('postgres',
+		"SELECT current_version - $version_before FROM hl_models WHERE name = 'tickets'"),
+	'1', 'only hl_train stored a version: the worker found its changes taken');
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET humanloop.worker_debounce;
+	SELECT pg_reload_conf();
+});
+
 $node->stop;
 done_testing();
