@@ -337,34 +337,39 @@ is( $node->safe_psql('idle',
 		"SELECT (hl_classify('asks', 'I forgot my password, account 7')).novelty > 3"),
 	't', 'the updated version scores an unlabelled kind as novel');
 
-# An update that read the queue while hl_train held the model stores nothing
-# once hl_train has learned and dequeued those changes.  The long debounce
-# lets hl_train start after the label and before the worker reads the queue.
+# An update that read the queue before an hl_train took its changes stores
+# nothing.  The worker reads the queue of both models, waits for the first,
+# which an open transaction holds, and meanwhile hl_train learns and
+# dequeues the change of the second.
 $node->safe_psql('postgres', q{
-	ALTER SYSTEM SET humanloop.worker_debounce = '3s';
-	SELECT pg_reload_conf();
+	CREATE TABLE second (id int PRIMARY KEY, body text, label text);
+	INSERT INTO second SELECT i, CASE WHEN i % 2 = 0 THEN 'card lost ' || i ELSE 'send money ' || i END,
+		   CASE WHEN i <= 10 THEN (ARRAY['card', 'transfer'])[i % 2 + 1] END
+	FROM generate_series(1, 40) i;
+	SELECT hl_create_model('second', 'second', text_column => 'body', label_column => 'label');
+	SELECT version FROM hl_train('second');
+	SELECT hl_watch('second');
 });
-my $version_before = $node->safe_psql('postgres',
-	"SELECT current_version FROM hl_models WHERE name = 'tickets'");
-$node->safe_psql('postgres', label_sql(1201));
-my $trainer = $node->background_psql('postgres');
-$trainer->query_safe('BEGIN');
-$trainer->query_safe("SELECT version FROM hl_train('tickets')");
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe("SELECT version FROM hl_train('tickets')");
+$node->safe_psql('postgres',
+	"BEGIN; " . label_sql(1201) . "; UPDATE second SET label = 'card' WHERE id = 12; COMMIT");
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND wait_event_type = 'Lock'"),
-	'the worker waits for the model while hl_train holds it');
-$trainer->query_safe('COMMIT');
-$trainer->quit;
+	'the worker waits for the first model while a transaction holds it');
+my $second_before = $node->safe_psql('postgres',
+	"SELECT current_version FROM hl_models WHERE name = 'second'");
+$node->safe_psql('postgres', "SELECT version FROM hl_train('second')");
+$holder->query_safe('COMMIT');
+$holder->quit;
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND state = 'active'"),
-	'the worker is done with the model once hl_train commits');
+	'the worker is done once the transaction commits');
 is( $node->safe_psql('postgres',
-		"SELECT current_version - $version_before FROM hl_models WHERE name = 'tickets'"),
-	'1', 'only hl_train stored a version: the worker found its changes taken');
-$node->safe_psql('postgres', q{
-	ALTER SYSTEM RESET humanloop.worker_debounce;
-	SELECT pg_reload_conf();
-});
+		"SELECT current_version - $second_before FROM hl_models WHERE name = 'second'"),
+	'1', 'only hl_train stored a version of the second model');
+$node->safe_psql('postgres', "SELECT hl_drop_model('second')");
 
 $node->stop;
 done_testing();
