@@ -6,7 +6,8 @@
  *
  *	 cc -O2 -iquote src $(pkg-config --cflags openblas) -o test/core/bench_core \
  *		 test/core/bench_core.c src/hl_alloc.c src/tokenize.c src/features.c \
- *		 src/model_classifier.c src/pool_embedding.c $(pkg-config --libs openblas) -lm
+ *		 src/model_classifier.c src/pool_embedding.c src/novelty.c src/self_training.c \
+ *		 $(pkg-config --libs openblas) -lm
  *	 test/core/bench_core TRAIN.csv TEST.csv [HASH_BITS [WORD_MAX [CHAR_MIN CHAR_MAX]]]
  *
  * Both files are CSV with the header "text,category"; quoted fields may
