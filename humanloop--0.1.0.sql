@@ -350,6 +350,7 @@ CREATE FUNCTION hl_status(
 	OUT pool_sample integer,
 	OUT mean_entropy double precision,
 	OUT mean_mutual_information double precision,
+	OUT mean_confidence double precision,
 	OUT recommendation text,
 	OUT reason text)
 RETURNS record

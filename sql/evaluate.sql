@@ -190,7 +190,8 @@ SELECT version FROM hl_train('eval');
 SELECT (hl_evaluate('eval', k => 3)->>'rows')::int AS rows;
 SELECT labelled_rows, version, accuracy_source, accuracy_low <= estimated_accuracy AS interval_ok,
 	   compared_version, agreement BETWEEN 0 AND 1 AS agreement_ok, pool_sample,
-	   mean_entropy > 0 AS entropy_left, mean_mutual_information >= 0 AS mi_ok, recommendation
+	   mean_entropy > 0 AS entropy_left, mean_mutual_information >= 0 AS mi_ok,
+	   mean_confidence > 0.5 AND mean_confidence < 1 AS confidence_ok, recommendation
 FROM hl_status('eval', sample => 10);
 -- A labelled relation apart from the training labels outranks
 -- cross-validation, and the model's own relation, which scores the fit,

@@ -226,6 +226,7 @@ FROM hl_models WHERE name = 'slots';
 SELECT labelled_rows, classes, version, compared_version, pool_sample,
 	   estimated_accuracy IS NULL AS no_accuracy, agreement BETWEEN 0 AND 1 AS has_agreement,
 	   mean_entropy >= mean_mutual_information AND mean_mutual_information >= 0 AS uncertainty,
+	   mean_confidence IS NULL AS no_confidence,
 	   recommendation IN ('stop', 'keep labelling') AS has_recommendation
 FROM hl_status('slots');
 -- The one row labelled "genre" is too few to stop, whatever the agreement.

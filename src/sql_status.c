@@ -49,7 +49,7 @@ PG_FUNCTION_INFO_V1(hl_status);
  */
 #define HL_STOP_MIN_STEP 0.02
 #define HL_Z95 1.959964
-#define HL_STATUS_COLUMNS 14
+#define HL_STATUS_COLUMNS 15
 
 /* The sampled texts of the pool. */
 typedef struct HlPoolSample
@@ -194,11 +194,12 @@ hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
  * versions: the label of a classifier, or a span model's decoded spans with
  * their character offsets and labels.  Sets the uncertainty left in the
  * row: a classifier's predictive entropy and mutual information, or a
- * sentence's mean over its tokens.
+ * sentence's mean over its tokens.  Sets confidence to a classifier's
+ * probability of its predicted label, and to NaN for a span model.
  */
 static char *
 hl_status_predict(HlModel *model, const char *text, double *entropy,
-				  double *mutual_information)
+				  double *mutual_information, double *confidence)
 {
 	const HlTaggerOutput *tagged = &model->tagged;
 	const HlSentenceFeatures *sentence = &model->sentence;
@@ -211,10 +212,12 @@ hl_status_predict(HlModel *model, const char *text, double *entropy,
 		hl_model_score(model, text, strlen(text), &prediction);
 		*entropy = prediction.entropy;
 		*mutual_information = prediction.mutual_information;
+		*confidence = prediction.probability;
 		return pstrdup(model->labels[prediction.label]);
 	}
 
 	hl_model_tag(model, text, strlen(text));
+	*confidence = NAN;
 	*entropy = 0.0;
 	*mutual_information = 0.0;
 	for (uint32 t = 0; t < tagged->n_tokens; t++)
@@ -404,7 +407,7 @@ hl_fewest_label_rows(const HlModelDef *def, bool spans, char **label, int64 *row
  * hl_status(name, sample) returns (labelled_rows, classes, version,
  * estimated_accuracy, accuracy_low, accuracy_high, accuracy_source,
  * compared_version, agreement, pool_sample, mean_entropy,
- * mean_mutual_information, recommendation, reason)
+ * mean_mutual_information, mean_confidence, recommendation, reason)
  */
 Datum
 hl_status(PG_FUNCTION_ARGS)
@@ -422,6 +425,7 @@ hl_status(PG_FUNCTION_ARGS)
 	char	  **predicted;		/* current version's prediction of each sampled row */
 	double		entropy_sum = 0.0;
 	double		mi_sum = 0.0;
+	double		confidence_sum = 0.0;
 	double		agreement = NAN;
 	double		accuracy = NAN;
 	double		low = NAN;
@@ -471,12 +475,15 @@ hl_status(PG_FUNCTION_ARGS)
 	{
 		double		entropy;
 		double		mutual_information;
+		double		confidence;
 
 		CHECK_FOR_INTERRUPTS();
 		model = hl_model_version(name, model_id, def->current_version);
-		predicted[i] = hl_status_predict(model, sample.texts[i], &entropy, &mutual_information);
+		predicted[i] = hl_status_predict(model, sample.texts[i], &entropy, &mutual_information,
+										 &confidence);
 		entropy_sum += entropy;
 		mi_sum += mutual_information;
+		confidence_sum += confidence;
 	}
 	if (previous > 0 && sample.n > 0)
 	{
@@ -487,12 +494,12 @@ hl_status(PG_FUNCTION_ARGS)
 			HlModel    *older = hl_model_version(name, model_id, previous);
 			double		entropy;
 			double		mutual_information;
-
+			double		confidence;
 			char	   *older_prediction;
 
 			CHECK_FOR_INTERRUPTS();
 			older_prediction = hl_status_predict(older, sample.texts[i], &entropy,
-												 &mutual_information);
+												 &mutual_information, &confidence);
 			if (strcmp(older_prediction, predicted[i]) == 0)
 				same++;
 			pfree(older_prediction);
@@ -566,8 +573,12 @@ hl_status(PG_FUNCTION_ARGS)
 	values[10] = Float8GetDatum(sample.n > 0 ? entropy_sum / sample.n : 0.0);
 	values[11] = Float8GetDatum(sample.n > 0 ? mi_sum / sample.n : 0.0);
 	nulls[10] = nulls[11] = (sample.n == 0);
-	values[12] = CStringGetTextDatum(recommendation);
-	values[13] = CStringGetTextDatum(reason);
+
+	/* A span model has no single probability per row, so it gives none. */
+	values[12] = Float8GetDatum(sample.n > 0 ? confidence_sum / sample.n : 0.0);
+	nulls[12] = sample.n == 0 || spans;
+	values[13] = CStringGetTextDatum(recommendation);
+	values[14] = CStringGetTextDatum(reason);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
