@@ -279,10 +279,10 @@ hl_label_trigger(PG_FUNCTION_ARGS)
 	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
 	/* A new label, an edited one, or a removed one. */
-	if (label_attno <= 0)
+	if (label_attno <= 0 || id_attno <= 0)
 	{
 		/*
-		 * A label column renamed or dropped since hl_watch must not fail the
+		 * A label or id column renamed since hl_watch must not fail the
 		 * annotators' writes.  An edit makes the worker retrain, which fails
 		 * and names the column in hl_worker_status.
 		 */

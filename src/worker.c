@@ -56,6 +56,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "model_cache.h"
@@ -251,8 +252,9 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 	if (error == NULL)
 		SPI_execute_with_args("INSERT INTO humanloop.worker_state AS s"
 							  " (model_id, last_update, last_full_retrain, labels_since_full, retry_at)"
-							  " VALUES ($1, now(), CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN 0 ELSE $3 END,"
-							  "         CASE WHEN $6 > 0 THEN clock_timestamp() + $6 * interval '1 ms' END)"
+							  " SELECT $1, now(), CASE WHEN $2 THEN now() END, CASE WHEN $2 THEN 0 ELSE $3 END,"
+							  "        CASE WHEN $6 > 0 THEN clock_timestamp() + $6 * interval '1 ms' END"
+							  "  WHERE EXISTS (SELECT 1 FROM humanloop.models m WHERE m.model_id = $1)"
 							  " ON CONFLICT (model_id) DO UPDATE SET"
 							  "  last_update = now(),"
 							  "  last_full_retrain = CASE WHEN $2 THEN now() ELSE s.last_full_retrain END,"
@@ -263,7 +265,8 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 	else
 		SPI_execute_with_args("INSERT INTO humanloop.worker_state AS s"
 							  " (model_id, failures, retry_at, last_error, last_error_at)"
-							  " VALUES ($1, $5, now() + least(600, 2 ^ $5) * interval '1 second', $4, now())"
+							  " SELECT $1, $5, now() + least(600, 2 ^ $5) * interval '1 second', $4, now()"
+							  "  WHERE EXISTS (SELECT 1 FROM humanloop.models m WHERE m.model_id = $1)"
 							  " ON CONFLICT (model_id) DO UPDATE SET"
 							  "  failures = $5,"
 							  "  retry_at = now() + least(600, 2 ^ $5) * interval '1 second',"
@@ -274,7 +277,8 @@ hl_record_state(int32 model_id, bool full, int32 changes, const char *error,
 
 /*
  * Count again the queued changes of p up to its last_queue_id, and whether
- * one of them edits or removes a label.
+ * one of them edits or removes a label.  Read its failures again too,
+ * because an hl_train resets them.
  */
 static void
 hl_recount_queue(HlPendingModel *p)
@@ -287,22 +291,37 @@ hl_recount_queue(HlPendingModel *p)
 	values[1] = Int64GetDatum(p->last_queue_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT count(*)::int4, coalesce(bool_or(change <> 'I'), false)"
+	if (SPI_execute_with_args("SELECT count(*)::int4, coalesce(bool_or(change <> 'I'), false),"
+							  "       coalesce((SELECT s.failures FROM humanloop.worker_state s"
+							  "                 WHERE s.model_id = $1), 0)"
 							  "  FROM humanloop.label_queue WHERE model_id = $1 AND queue_id <= $2",
 							  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.label_queue");
 	p->changes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	p->edits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	p->failures = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	SPI_finish();
 }
 
-/* Stop watching model_id, whose relation no longer exists, and log it. */
+/*
+ * Stop watching model_id when its relation or the relation of its labels no
+ * longer exists, drop the triggers a surviving labels relation still has,
+ * and log it.  A missing table met through a view or a function is no
+ * reason to stop.
+ */
 static void
-hl_stop_watching(int32 model_id)
+hl_stop_watching_if_dropped(int32 model_id)
 {
+	HlModelDef *def = hl_catalog_fetch_model_by_id(model_id, false);
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
 
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->relation)) &&
+		(!OidIsValid(def->labels_relation) ||
+		 SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->labels_relation))))
+		return;
+
+	hl_drop_watch_triggers(def);
 	values[0] = Int32GetDatum(model_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -335,9 +354,12 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 	def = hl_catalog_fetch_model_by_id(p->model_id, true);
 
 	/*
-	 * An hl_train that held the model's lock may have learned the changes
-	 * read before the wait and taken them off the queue.
+	 * An hl_train that held the model's lock may have stored a version,
+	 * learned the changes read before the wait and taken them off the
+	 * queue.  The snapshot taken before the wait sees none of that.
 	 */
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	hl_recount_queue(p);
 	if (p->changes == 0)
 		return 0;
@@ -445,7 +467,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		 * retrying would only fill the log.
 		 */
 		if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
-			hl_stop_watching(p->model_id);
+			hl_stop_watching_if_dropped(p->model_id);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		FreeErrorData(edata);
@@ -678,6 +700,12 @@ hl_worker_main(Datum arg)
 	 * owner's privileges (hl_update_one), never with these.
 	 */
 	BackgroundWorkerInitializeConnectionByOid(info.database, InvalidOid, 0);
+
+	/*
+	 * An update reads what an hl_train it waited for has committed, so it
+	 * needs a fresh snapshot per statement, whatever the server's default.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* Attach only to the launch that started this process. */
 	SpinLockAcquire(&hl_shared->mutex);

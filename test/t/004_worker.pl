@@ -166,6 +166,19 @@ is( $node->safe_psql('postgres', q{
 	}),
 	"6\nt", 'hl_train applies the fix at once and ends the backoff');
 
+# So does a renamed id column, and no label is lost once it has its name back.
+$node->safe_psql('postgres', q{
+	ALTER TABLE broken RENAME COLUMN id TO rid;
+	UPDATE broken SET label = 'a' WHERE rid IN (8, 9);
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures > 0 AND last_error LIKE '%\"id\"%' FROM hl_worker_status WHERE name = 'broken'"),
+	'a renamed id column shows in hl_worker_status');
+$node->safe_psql('postgres', 'ALTER TABLE broken RENAME COLUMN rid TO id');
+ok( $node->poll_query_until('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 AND labelled_rows = 8 FROM hl_worker_status JOIN hl_models USING (name) WHERE name = 'broken'"),
+	'the worker catches up with every label once the id column has its name back');
+
 # A watched model whose table is dropped stops being watched, not retried forever.
 $node->safe_psql('postgres', q{
 	CREATE TABLE gone (id int PRIMARY KEY, body text, label text);
