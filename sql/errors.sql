@@ -112,6 +112,7 @@ SELECT * FROM hl_next_batch('tickets', NULL);
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"speed": 1}');
 -- A misspelt option with a value of another type is still named as unknown.
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"reductoin": "max"}');
+SELECT * FROM hl_next_batch('tickets', 5, options => '{"seed": "x", "smaple": 5}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"diversity": 2}');
 SELECT * FROM hl_next_batch('tickets', 5, 'hybrid', '{"epistemic": 1.5}');
 SELECT * FROM hl_next_batch('tickets', 5, options => '{"density": -1}');

@@ -159,8 +159,8 @@ WHERE reserved_until <= now() AND model_id = (SELECT model_id FROM humanloop.mod
 RESET humanloop.reservation_timeout;
 
 -- A pool above the option sample is scored on a sample of about that many
--- rows, the same for the same seed.  0 scores every row, which finds the
--- most uncertain row of all.
+-- rows, the same for the same seed and version, another for another seed
+-- or version.  0 scores every row, which finds the most uncertain row.
 CREATE TABLE big_pool (id integer PRIMARY KEY, body text, category text);
 INSERT INTO big_pool SELECT i, (ARRAY['card lost', 'send money', 'card payment', 'money transfer'])[i % 4 + 1]
 	   || ' number ' || i, CASE WHEN i <= 40 THEN (ARRAY['card', 'transfer', 'card', 'transfer'])[i % 4 + 1] END
@@ -171,8 +171,13 @@ CREATE TEMP TABLE sampled AS
 SELECT id, score FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500}');
 SELECT count(*) AS same_again FROM sampled
 JOIN hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500}') b USING (id);
+SELECT count(*) < 5 AS another_seed_another_sample FROM sampled
+JOIN hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500, "seed": 7}') b USING (id);
 SELECT (SELECT max(score) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 0}'))
 	   >= (SELECT max(score) FROM sampled) AS all_rows_at_least_as_uncertain;
+SELECT labelled_rows FROM hl_train('big_pool');
+SELECT count(*) < 5 AS another_version_another_sample FROM sampled
+JOIN hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": 600, "candidates": 500}') b USING (id);
 SELECT count(*) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": -1}');
 SELECT count(*) FROM hl_next_batch('big_pool', 5, 'margin', '{"reserve": false, "sample": "all"}');
 SELECT hl_drop_model('big_pool');

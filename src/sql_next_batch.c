@@ -111,12 +111,13 @@ hl_next_batch_init(void)
 							NULL, NULL, NULL);
 }
 
-/* Return whether key names a batch option whose value is a number. */
+/* Return whether key names a batch option. */
 static bool
-hl_is_number_option(const char *key)
+hl_is_batch_option(const char *key)
 {
 	static const char *const names[] = {
-		"density", "cost", "novelty", "disagreement", "epistemic", "diversity", "max_class_share"
+		"density", "diversity", "cost", "novelty", "disagreement", "epistemic",
+		"max_class_share", "reserve", "candidates", "sample", "seed", "reduction"
 	};
 
 	for (size_t i = 0; i < lengthof(names); i++)
@@ -156,6 +157,24 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch options must be a JSON object"),
 				 errhint("For example '{\"diversity\": 0.5}'.")));
+
+	/* Name a misspelt key as unknown before any value of the wrong type. */
+	it = JsonbIteratorInit(&json->root);
+	while ((token = JsonbIteratorNext(&it, &value, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (token != WJB_KEY)
+			continue;
+		key = pnstrdup(value.val.string.val, value.val.string.len);
+		if (!hl_is_batch_option(key))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown batch option \"%s\"", key),
+					 errhint("Valid options are: %s.", HL_BATCH_OPTION_NAMES)));
+		pfree(key);
+		(void) JsonbIteratorNext(&it, &value, true);
+	}
 
 	it = JsonbIteratorInit(&json->root);
 	while ((token = JsonbIteratorNext(&it, &value, true)) != WJB_DONE)
@@ -214,13 +233,6 @@ hl_batch_options_parse(Jsonb *json, int n, HlBatchOptions *options)
 			options->reduction_given = true;
 			continue;
 		}
-
-		/* Name a misspelt key as unknown, not as a value of the wrong type. */
-		if (!hl_is_number_option(key))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown batch option \"%s\"", key),
-					 errhint("Valid options are: %s.", HL_BATCH_OPTION_NAMES)));
 
 		number = hl_option_number(key, &value);
 		if (strcmp(key, "density") == 0 || strcmp(key, "cost") == 0)
@@ -539,13 +551,14 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 
 	hl_sparse_init(&counts);
 	values[0] = Int32GetDatum(def->model_id);
-	values[1] = Int64GetDatum((int64) options->seed);
+	/* Each version samples other rows, so no row stays out for good. */
+	values[1] = Int64GetDatum((int64) options->seed + ((int64) def->current_version << 32));
 	values[2] = Int64GetDatum(INT64CONST(1) << 31);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	query = hl_source_unlabelled_query(def, true);
 
-	/* A pool above options->sample rows is sampled by a hash of the id and the seed. */
+	/* A pool above options->sample rows is sampled by a hash of the id, seed and version. */
 	if (options->sample > 0)
 	{
 		uint64		rows = hl_count_rows(query, 1, argtypes, values);
