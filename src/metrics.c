@@ -15,6 +15,7 @@
  */
 #include "metrics.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,11 @@
 /* Smallest probability the NLL takes the logarithm of. */
 #define NLL_FLOOR 1e-12
 
-/* Confidences closer than this, relative to 1 or their size, tie for a threshold. */
-#define HL_CONFIDENCE_TIE 1e-5
+/*
+ * Confidences closer than this, relative to 1 or their size, tie for a
+ * threshold: 16 float steps at 1.
+ */
+#define HL_CONFIDENCE_TIE (16 * FLT_EPSILON)
 
 float
 hl_confidence(HlConfidenceScore score, const HlPrediction *prediction)

@@ -986,6 +986,18 @@ test_abstention_near_ties(void)
 	CHECK(hl_abstention_threshold(&rows, 0.0, 0.9) == lowest);
 }
 
+/* Confidences 1e-5 apart are distinct: a threshold may sit between them. */
+static void
+test_abstention_close_not_tied(void)
+{
+	const float proba[] = {0.9f, 0.1f, 0.9f, 0.1f, 0.1f, 0.9f, 0.1f, 0.9f};
+	const int32_t label[] = {0, 0, 1, 1};
+	const float confidence[] = {0.99998f, 0.99997f, 0.99996f, 0.99995f};
+	HlScoredRows rows = {4, 2, proba, label, NULL, confidence};
+
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.5) == confidence[1]);
+}
+
 /* Wilson intervals: known value, the edges and no rows. */
 static void
 test_wilson_interval(void)
@@ -2070,6 +2082,7 @@ main(void)
 	test_metrics_known_values();
 	test_abstention_threshold();
 	test_abstention_near_ties();
+	test_abstention_close_not_tied();
 	test_wilson_interval();
 	test_pool_svd_low_rank();
 	test_pool_svd_more_components_than_rank();
