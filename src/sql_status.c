@@ -157,7 +157,8 @@ hl_accuracy_estimate(int32 model_id, int32 version, double *accuracy,
 							  "   AND e.result->>'accuracy' IS NOT NULL"
 							  "   AND (e.method = 'cross_validation'"
 							  "        OR (to_regclass(e.relation) IS DISTINCT FROM m.relation"
-							  "            AND to_regclass(e.relation) IS DISTINCT FROM m.labels_relation))"
+							  "            AND (m.labels_relation IS NULL"
+							  "                 OR to_regclass(e.relation) IS DISTINCT FROM m.labels_relation)))"
 							  " ORDER BY e.method = 'relation' DESC, e.evaluation_id DESC LIMIT 1",
 							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read humanloop.evaluations");
