@@ -80,8 +80,8 @@ PG_FUNCTION_INFO_V1(hl_next_batch);
 /*
  * Unlabelled rows a call scores at most, about.  Scoring takes about 33 us a
  * row on banking77, 30 s for a million rows.  A larger pool is sampled by a
- * hash of the id, and a batch of 50 still comes from the most uncertain
- * 0.05% of the sample.
+ * hash of the id, seed and version, and a batch of 50 still comes from the
+ * most uncertain 0.05% of the sample.
  */
 #define HL_DEFAULT_SAMPLE 100000
 

@@ -356,7 +356,7 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 	/*
 	 * An hl_train that held the model's lock may have stored a version,
 	 * learned the changes read before the wait and taken them off the
-	 * queue.  The snapshot taken before the wait sees none of that.
+	 * queue.  The snapshot taken before the wait does not include them.
 	 */
 	PopActiveSnapshot();
 	PushActiveSnapshot(GetTransactionSnapshot());
