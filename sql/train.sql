@@ -57,6 +57,15 @@ SELECT label, probability < 1 AS below_one FROM hl_classify('one_kind', 'refund 
 SELECT hl_drop_model('one_kind');
 DROP TABLE one_kind;
 
+-- A label with a space around it is a class of its own: a warning says so.
+CREATE TABLE padded (id integer PRIMARY KEY, body text, kind text);
+INSERT INTO padded VALUES (1, 'card lost', 'card'), (2, 'card stolen', 'card '),
+	(3, 'send money', 'transfer'), (4, 'money sent', 'transfer');
+SELECT hl_create_model('padded', 'padded', text_column => 'body', label_column => 'kind') > 0 AS created;
+SELECT classes FROM hl_train('padded');
+SELECT hl_drop_model('padded');
+DROP TABLE padded;
+
 -- Every version is listed with its kind; hl_rollback makes an earlier one current.
 SELECT version, kind, labelled_rows, classes, current FROM hl_model_versions
 WHERE name = 'tickets' ORDER BY version;

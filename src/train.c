@@ -18,6 +18,7 @@
  */
 #include "compat.h"
 
+#include <ctype.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -724,6 +725,37 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 	return "kept";
 }
 
+void
+hl_warn_padded_labels(const char *model, char **names, uint32 n)
+{
+	uint32		padded = 0;
+	const char *first = NULL;
+
+	for (uint32 i = 0; i < n; i++)
+	{
+		size_t		len = strlen(names[i]);
+
+		if (len > 0 && (isspace((unsigned char) names[i][0]) ||
+						isspace((unsigned char) names[i][len - 1])))
+		{
+			if (first == NULL)
+				first = names[i];
+			padded++;
+		}
+	}
+	if (padded == 1)
+		ereport(WARNING,
+				(errmsg("model \"%s\" has a label with white space around it, \"%s\"", model, first),
+				 errdetail("A label with white space around it is a label of its own, apart from the label without it."),
+				 errhint("Trim the labels, for example with btrim(), and train again.")));
+	else if (padded > 1)
+		ereport(WARNING,
+				(errmsg("model \"%s\" has %u labels with white space around them, such as \"%s\"",
+						model, padded, first),
+				 errdetail("A label with white space around it is a label of its own, apart from the label without it."),
+				 errhint("Trim the labels, for example with btrim(), and train again.")));
+}
+
 /*
  * Train model def on all its labelled rows and store the new version as
  * current.  The caller holds the model's row lock.
@@ -773,6 +805,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	names = training.labels;
 	dim = training.data.dim;
 	n_classes = training.data.n_classes;
+	hl_warn_padded_labels(name, names, training.n_labels);
 	if (training.n_labels == 1)
 		ereport(WARNING,
 				(errmsg("model \"%s\" has labels of only one class, \"%s\"", name, names[0]),

@@ -43,6 +43,12 @@ typedef struct HlTrainingData
  */
 extern void hl_training_load(const HlModelDef *def, bool for_fit, HlTrainingData *out);
 
+/*
+ * Warn when one of the n label names of model starts or ends with white
+ * space: such a label is a class of its own, which is rarely meant.
+ */
+extern void hl_warn_padded_labels(const char *model, char **names, uint32 n);
+
 /* Fit options for model def, as full training uses them. */
 extern void hl_training_fit_options(const HlModelDef *def, HlFitOptions *options);
 

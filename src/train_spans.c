@@ -689,6 +689,7 @@ hl_train_spans(const HlModelDef *def, HlTrainResult *result)
 				 errhint("Label spans in at least a few rows.")));
 
 	names = hl_span_labels_finish(&labels, &set);
+	hl_warn_padded_labels(def->name, names, labels.n);
 	n_classes = Max(2, hl_tag_count(labels.n));
 	if (2.0 * sizeof(float) * dim * n_classes > 512.0 * 1024 * 1024)
 		ereport(ERROR,
