@@ -305,33 +305,51 @@ hl_recount_queue(HlPendingModel *p)
 
 /*
  * Stop watching model_id when its relation or the relation of its labels no
- * longer exists, drop the triggers a surviving labels relation still has,
- * and log it.  A missing table met through a view or a function is no
- * reason to stop.
+ * longer exists, and log it.  A missing table met through a view or a
+ * function is no reason to stop.  Triggers left on a surviving labels
+ * relation stay until hl_drop_model: dropping them here would wait for the
+ * annotators' locks on that table.
  */
 static void
 hl_stop_watching_if_dropped(int32 model_id)
 {
-	HlModelDef *def = hl_catalog_fetch_model_by_id(model_id, false);
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
+	bool		isnull;
+	Oid			relation;
+	Oid			labels_relation;
+	bool		dropped;
 
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->relation)) &&
-		(!OidIsValid(def->labels_relation) ||
-		 SearchSysCacheExists1(RELOID, ObjectIdGetDatum(def->labels_relation))))
-		return;
-
-	hl_drop_watch_triggers(def);
 	values[0] = Int32GetDatum(model_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("UPDATE humanloop.models SET watched = false WHERE model_id = $1",
+	if (SPI_execute_with_args("SELECT relation::oid, labels_relation::oid FROM humanloop.models"
+							  " WHERE model_id = $1 FOR KEY SHARE",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read model %d", model_id);
+
+	/* A model dropped meanwhile needs nothing more. */
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return;
+	}
+	relation = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	labels_relation = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		labels_relation = InvalidOid;
+	dropped = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relation)) ||
+		(OidIsValid(labels_relation) &&
+		 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(labels_relation)));
+	if (dropped &&
+		SPI_execute_with_args("UPDATE humanloop.models SET watched = false WHERE model_id = $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not stop watching model %d", model_id);
 	SPI_finish();
-	ereport(LOG,
-			(errmsg("humanloop: stopped watching model %d because its relation no longer exists", model_id),
-			 errhint("Drop the model with hl_drop_model, and create it again on the new relation.")));
+	if (dropped)
+		ereport(LOG,
+				(errmsg("humanloop: stopped watching model %d because its relation no longer exists", model_id),
+				 errhint("Drop the model with hl_drop_model, and create it again on the new relation.")));
 }
 
 /*
@@ -399,6 +417,47 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 	return result.version;
 }
 
+/*
+ * Record the failure of p's update in a transaction of its own.  An error
+ * here, such as the model dropped meanwhile, is logged and does not end
+ * the worker.
+ */
+static void
+hl_record_failure(HlPendingModel *p, const char *message, int sqlerrcode,
+				  MemoryContext work_context)
+{
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		hl_record_state(p->model_id, false, 0, message, p->failures + 1, 0);
+
+		/*
+		 * A dropped relation never comes back under the model's oid, so
+		 * retrying would only fill the log.
+		 */
+		if (sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+			hl_stop_watching_if_dropped(p->model_id);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(work_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("humanloop: could not record the failure of model %d: %s",
+						p->model_id, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
 /* Update one pending model, catching and recording its failure. */
 static void
 hl_process_model(HlPendingModel *p, MemoryContext work_context)
@@ -457,19 +516,7 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 				 errdetail("Its queued changes stay queued; retry %d follows with backoff.",
 						   p->failures + 1)));
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		hl_record_state(p->model_id, false, 0, message, p->failures + 1, 0);
-
-		/*
-		 * A dropped relation never comes back under the model's oid, so
-		 * retrying would only fill the log.
-		 */
-		if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
-			hl_stop_watching_if_dropped(p->model_id);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		hl_record_failure(p, message, edata->sqlerrcode, work_context);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -706,6 +753,9 @@ hl_worker_main(Datum arg)
 	 * needs a fresh snapshot per statement, whatever the server's default.
 	 */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* The worker's own queries must not resolve names through a database's settings. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* Attach only to the launch that started this process. */
 	SpinLockAcquire(&hl_shared->mutex);

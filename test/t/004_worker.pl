@@ -174,6 +174,9 @@ $node->safe_psql('postgres', q{
 ok( $node->poll_query_until('postgres',
 		"SELECT failures > 0 AND last_error LIKE '%\"id\"%' FROM hl_worker_status WHERE name = 'broken'"),
 	'a renamed id column shows in hl_worker_status');
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(DISTINCT q.change::text, ',') FROM humanloop.label_queue q JOIN humanloop.models m USING (model_id) WHERE m.name = 'broken'"),
+	'U', 'the labels given meanwhile are queued as edits, for a full retrain');
 $node->safe_psql('postgres', 'ALTER TABLE broken RENAME COLUMN rid TO id');
 ok( $node->poll_query_until('postgres',
 		"SELECT failures = 0 AND queue_depth = 0 AND labelled_rows = 8 FROM hl_worker_status JOIN hl_models USING (name) WHERE name = 'broken'"),
@@ -353,7 +356,12 @@ is( $node->safe_psql('idle',
 # An update that read the queue before an hl_train took its changes stores
 # nothing.  The worker reads the queue of both models, waits for the first,
 # which an open transaction holds, and meanwhile hl_train learns and
-# dequeues the change of the second.
+# dequeues the change of the second.  A serializable default must not make
+# the worker fail on what the holder committed.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET default_transaction_isolation = 'serializable';
+	SELECT pg_reload_conf();
+});
 $node->safe_psql('postgres', q{
 	CREATE TABLE second (id int PRIMARY KEY, body text, label text);
 	INSERT INTO second SELECT i, CASE WHEN i % 2 = 0 THEN 'card lost ' || i ELSE 'send money ' || i END,
@@ -363,9 +371,9 @@ $node->safe_psql('postgres', q{
 	SELECT version FROM hl_train('second');
 	SELECT hl_watch('second');
 });
-my $holder = $node->background_psql('postgres');
-$holder->query_safe('BEGIN');
-$holder->query_safe("SELECT version FROM hl_train('tickets')");
+my $lock_holder = $node->background_psql('postgres');
+$lock_holder->query_safe('BEGIN ISOLATION LEVEL READ COMMITTED');
+$lock_holder->query_safe("SELECT version FROM hl_train('tickets')");
 $node->safe_psql('postgres',
 	"BEGIN; " . label_sql(1201) . "; UPDATE second SET label = 'card' WHERE id = 12; COMMIT");
 ok( $node->poll_query_until('postgres',
@@ -374,15 +382,46 @@ ok( $node->poll_query_until('postgres',
 my $second_before = $node->safe_psql('postgres',
 	"SELECT current_version FROM hl_models WHERE name = 'second'");
 $node->safe_psql('postgres', "SELECT version FROM hl_train('second')");
-$holder->query_safe('COMMIT');
-$holder->quit;
+$lock_holder->query_safe('COMMIT');
+$lock_holder->quit;
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'humanloop worker' AND state = 'active'"),
 	'the worker is done once the transaction commits');
 is( $node->safe_psql('postgres',
 		"SELECT current_version - $second_before FROM hl_models WHERE name = 'second'"),
 	'1', 'only hl_train stored a version of the second model');
-$node->safe_psql('postgres', "SELECT hl_drop_model('second')");
+is( $node->safe_psql('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 FROM hl_worker_status WHERE name = 'tickets'"),
+	't', 'the update of the first model, after the wait, sees what the holder committed');
+$node->safe_psql('postgres', q{
+	SELECT hl_drop_model('second');
+	ALTER SYSTEM RESET default_transaction_isolation;
+	SELECT pg_reload_conf();
+});
+
+# A missing table met through a view is no reason to stop watching.
+$node->safe_psql('postgres', q{
+	CREATE TABLE prefixes (p text);
+	INSERT INTO prefixes VALUES ('note: ');
+	CREATE FUNCTION prefixed(t text) RETURNS text LANGUAGE sql STABLE
+		AS $$ SELECT (SELECT p FROM public.prefixes LIMIT 1) || t $$;
+	CREATE TABLE raw_notes (id int PRIMARY KEY, body text);
+	INSERT INTO raw_notes SELECT i, CASE WHEN i % 2 = 0 THEN 'card lost ' ELSE 'send money ' END || i
+	FROM generate_series(1, 30) i;
+	CREATE VIEW notes_view AS SELECT id, prefixed(body) AS body FROM raw_notes;
+	CREATE TABLE note_labels (item int, label text);
+	INSERT INTO note_labels SELECT i, (ARRAY['transfer', 'card'])[i % 2 + 1] FROM generate_series(1, 8) i;
+	SELECT hl_create_model('viewed', 'notes_view', id_column => 'id', text_column => 'body',
+						   labels_relation => 'note_labels', labels_id_column => 'item', label_column => 'label');
+	SELECT version FROM hl_train('viewed');
+	SELECT hl_watch('viewed');
+	DROP TABLE prefixes;
+	INSERT INTO note_labels VALUES (9, 'transfer');
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures > 0 AND watched FROM hl_worker_status WHERE name = 'viewed'"),
+	'a table missing behind a view fails the update but keeps the model watched');
+$node->safe_psql('postgres', "SELECT hl_drop_model('viewed')");
 
 $node->stop;
 done_testing();
