@@ -201,6 +201,12 @@ SELECT accuracy_source FROM hl_status('eval', sample => 10);
 SELECT (hl_evaluate('eval', 'eval_holdout')->>'accuracy')::float8 AS holdout_accuracy \gset
 SELECT accuracy_source, estimated_accuracy = :holdout_accuracy AS from_holdout
 FROM hl_status('eval', sample => 10);
+-- It still counts once that relation is dropped.
+CREATE TABLE eval_spare AS SELECT * FROM eval_holdout;
+SELECT (hl_evaluate('eval', 'eval_spare')->>'accuracy')::float8 AS spare_accuracy \gset
+DROP TABLE eval_spare;
+SELECT accuracy_source, estimated_accuracy = :spare_accuracy AS from_spare
+FROM hl_status('eval', sample => 10);
 SELECT hl_status('eval', sample => 0);
 SELECT hl_status('fresh');
 

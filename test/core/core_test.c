@@ -986,16 +986,20 @@ test_abstention_near_ties(void)
 	CHECK(hl_abstention_threshold(&rows, 0.0, 0.9) == lowest);
 }
 
-/* Confidences 1e-5 apart are distinct: a threshold may sit between them. */
+/*
+ * Confidences 6e-6 apart are distinct: a threshold may sit between them.
+ * The second row is predicted wrong.
+ */
 static void
 test_abstention_close_not_tied(void)
 {
 	const float proba[] = {0.9f, 0.1f, 0.9f, 0.1f, 0.1f, 0.9f, 0.1f, 0.9f};
-	const int32_t label[] = {0, 0, 1, 1};
-	const float confidence[] = {0.99998f, 0.99997f, 0.99996f, 0.99995f};
+	const int32_t label[] = {0, 1, 1, 1};
+	const float confidence[] = {0.999990f, 0.999984f, 0.999978f, 0.999972f};
 	HlScoredRows rows = {4, 2, proba, label, NULL, confidence};
 
-	CHECK(hl_abstention_threshold(&rows, 0.0, 0.5) == confidence[1]);
+	CHECK(hl_abstention_threshold(&rows, 0.0, 0.25) == confidence[0]);
+	CHECK(hl_abstention_threshold(&rows, 0.99, 0.0) == confidence[0]);
 }
 
 /* Wilson intervals: known value, the edges and no rows. */
