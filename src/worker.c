@@ -420,7 +420,8 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 /*
  * Record the failure of p's update in a transaction of its own.  An error
  * here, such as the model dropped meanwhile, is logged and does not end
- * the worker.
+ * the worker.  NOTE: the failure count is then not stored, so the model
+ * is retried at the next naptime instead of after a backoff.
  */
 static void
 hl_record_failure(HlPendingModel *p, const char *message, int sqlerrcode,
@@ -504,6 +505,9 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		hl_model_cache_discard_pending();
+
+		/* The abort left TopMemoryContext current, where the message would stay. */
+		MemoryContextSwitchTo(work_context);
 
 		/*
 		 * The error context names the row of a bad label (for example a span
@@ -754,8 +758,6 @@ hl_worker_main(Datum arg)
 	 */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 
-	/* The worker's own queries must not resolve names through a database's settings. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* Attach only to the launch that started this process. */
 	SpinLockAcquire(&hl_shared->mutex);

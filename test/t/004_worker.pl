@@ -404,7 +404,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE prefixes (p text);
 	INSERT INTO prefixes VALUES ('note: ');
 	CREATE FUNCTION prefixed(t text) RETURNS text LANGUAGE sql STABLE
-		AS $$ SELECT (SELECT p FROM public.prefixes LIMIT 1) || t $$;
+		AS $$ SELECT (SELECT p FROM prefixes LIMIT 1) || t $$;
 	CREATE TABLE raw_notes (id int PRIMARY KEY, body text);
 	INSERT INTO raw_notes SELECT i, CASE WHEN i % 2 = 0 THEN 'card lost ' ELSE 'send money ' END || i
 	FROM generate_series(1, 30) i;
@@ -421,6 +421,16 @@ $node->safe_psql('postgres', q{
 ok( $node->poll_query_until('postgres',
 		"SELECT failures > 0 AND watched FROM hl_worker_status WHERE name = 'viewed'"),
 	'a table missing behind a view fails the update but keeps the model watched');
+
+# The worker resolves names in a view's function as hl_train does.
+$node->safe_psql('postgres', q{
+	CREATE TABLE prefixes (p text);
+	INSERT INTO prefixes VALUES ('note: ');
+	INSERT INTO note_labels VALUES (10, 'card');
+});
+ok( $node->poll_query_until('postgres',
+		"SELECT failures = 0 AND queue_depth = 0 FROM hl_worker_status WHERE name = 'viewed'"),
+	'the worker trains on the view once its table is back');
 $node->safe_psql('postgres', "SELECT hl_drop_model('viewed')");
 
 $node->stop;
