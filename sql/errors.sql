@@ -78,7 +78,7 @@ SELECT hl_create_model('unlabelled', 'unlabelled', text_column => 'body', label_
 SELECT * FROM hl_train('unlabelled');
 SELECT hl_predict('unlabelled', 'hello');
 SELECT (hl_classify('unlabelled', 'hello')).*;
--- An empty relation: the hint asks for texts, not for hl_next_batch.
+-- An empty relation: the hint requests texts, not a call of hl_next_batch.
 CREATE TABLE empty_texts (id int PRIMARY KEY, body text, label text);
 SELECT hl_create_model('empty_texts', 'empty_texts', text_column => 'body', label_column => 'label') > 0 AS created;
 SELECT * FROM hl_train('empty_texts');

@@ -57,7 +57,7 @@ SELECT label, probability < 1 AS below_one FROM hl_classify('one_kind', 'refund 
 SELECT hl_drop_model('one_kind');
 DROP TABLE one_kind;
 
--- A label with a space around it is a class of its own: a warning says so.
+-- A label with a space around it is a class of its own, and training warns.
 CREATE TABLE padded (id integer PRIMARY KEY, body text, kind text);
 INSERT INTO padded VALUES (1, 'card lost', 'card'), (2, 'card stolen', 'card '),
 	(3, 'send money', 'transfer'), (4, 'money sent', 'transfer');

@@ -36,7 +36,7 @@ BATCH = 50
 
 
 def load(cur, data_dir):
-    """Load the pool's true labels into answers, and the test split."""
+    """Load the pool's true labels into table answers, and the test split."""
     cur.execute("""
         CREATE TABLE csv_train (text text, category text);
         CREATE TABLE csv_test (text text, category text);
