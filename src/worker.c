@@ -418,6 +418,24 @@ hl_update_one(HlPendingModel *p, bool *full, int32 *labelled)
 }
 
 /*
+ * Copy the error being handled into work_context, clear it and abort its
+ * transaction.  work_context is current again on return: the abort leaves
+ * TopMemoryContext current, where anything allocated next would stay.
+ */
+static ErrorData *
+hl_catch_error(MemoryContext work_context)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(work_context);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(work_context);
+	return edata;
+}
+
+/*
  * Record the failure of p's update in a transaction of its own.  An error
  * here, such as the model dropped meanwhile, is logged and does not end
  * the worker.  NOTE: the failure count is then not stored, so the model
@@ -445,12 +463,8 @@ hl_record_failure(HlPendingModel *p, const char *message, int sqlerrcode,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = hl_catch_error(work_context);
 
-		MemoryContextSwitchTo(work_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		ereport(LOG,
 				(errmsg("humanloop: could not record the failure of model %d: %s",
 						p->model_id, edata->message)));
@@ -497,17 +511,10 @@ hl_process_model(HlPendingModel *p, MemoryContext work_context)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = hl_catch_error(work_context);
 		char	   *message;
 
-		MemoryContextSwitchTo(work_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		hl_model_cache_discard_pending();
-
-		/* The abort left TopMemoryContext current, where the message would stay. */
-		MemoryContextSwitchTo(work_context);
 
 		/*
 		 * The error context names the row of a bad label (for example a span
@@ -546,12 +553,8 @@ hl_process_queue(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = hl_catch_error(work_context);
 
-		MemoryContextSwitchTo(work_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		ereport(LOG,
 				(errmsg("humanloop: could not read the label queue: %s", edata->message)));
 		FreeErrorData(edata);
