@@ -37,13 +37,8 @@ BATCH = 50
 
 def load(cur, data_dir):
     """Load the pool's true labels into table answers, and the test split."""
-    cur.execute("""
-        CREATE TABLE csv_train (text text, category text);
-        CREATE TABLE csv_test (text text, category text);
-    """)
     for split in ("train", "test"):
-        with open(os.path.join(data_dir, f"{split}.csv"), encoding="utf-8") as f:
-            cur.copy_expert(f"COPY csv_{split} FROM STDIN WITH (FORMAT csv, HEADER true)", f)
+        hlbench.copy_labelled_csv(cur, f"csv_{split}", os.path.join(data_dir, f"{split}.csv"))
     cur.execute("""
         CREATE TABLE answers (id int PRIMARY KEY, category text);
         INSERT INTO answers SELECT row_number() OVER (), category FROM csv_train;
@@ -124,9 +119,7 @@ def main():
     args = parser.parse_args()
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
 
-    if args.install_root and not os.path.exists(args.install_root):
-        print("building", args.commit, "into", args.install_root, file=sys.stderr)
-        hlbench.build_private_install(args.install_root, args.commit)
+    hlbench.ensure_private_install(args.install_root, args.commit)
 
     settings = {"humanloop.reservation_timeout": "0", "max_parallel_workers_per_gather": "0"}
     with hlbench.throwaway_cluster(settings=settings, install_root=args.install_root) as dsn:

@@ -53,9 +53,7 @@ CALLS = [
 
 def load_texts(cur, data_dir):
     """Load the training split into csv_train(n, text, category)."""
-    cur.execute("CREATE TABLE csv_train (text text, category text)")
-    with open(os.path.join(data_dir, "train.csv"), encoding="utf-8") as f:
-        cur.copy_expert("COPY csv_train FROM STDIN WITH (FORMAT csv, HEADER true)", f)
+    hlbench.copy_labelled_csv(cur, "csv_train", os.path.join(data_dir, "train.csv"))
     cur.execute("""
         CREATE TABLE texts AS
         SELECT row_number() OVER (ORDER BY md5(text || category)) AS n, text, category FROM csv_train;
@@ -135,9 +133,7 @@ def main():
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
-    if args.install_root and not os.path.exists(args.install_root):
-        print("building", args.commit, "into", args.install_root, file=sys.stderr)
-        hlbench.build_private_install(args.install_root, args.commit)
+    hlbench.ensure_private_install(args.install_root, args.commit)
 
     results = {}
     with hlbench.throwaway_cluster(install_root=args.install_root) as dsn:

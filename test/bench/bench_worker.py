@@ -43,13 +43,8 @@ def percentile(values, share):
 
 def load(cur, data_dir):
     """Load the pool (labels hidden), the truth and the test split."""
-    cur.execute("""
-        CREATE TABLE csv_train (text text, category text);
-        CREATE TABLE csv_test (text text, category text);
-    """)
     for split in ("train", "test"):
-        with open(os.path.join(data_dir, f"{split}.csv"), encoding="utf-8") as f:
-            cur.copy_expert(f"COPY csv_{split} FROM STDIN WITH (FORMAT csv, HEADER true)", f)
+        hlbench.copy_labelled_csv(cur, f"csv_{split}", os.path.join(data_dir, f"{split}.csv"))
     cur.execute("""
         CREATE TABLE pool (id int PRIMARY KEY, text text, category text);
         INSERT INTO pool SELECT row_number() OVER (), text, NULL FROM csv_train;
@@ -76,9 +71,7 @@ def main():
     parser.add_argument("--commit", default="HEAD", help="commit to build into a new --install-root")
     args = parser.parse_args()
 
-    if args.install_root and not os.path.exists(args.install_root):
-        print("building", args.commit, "into", args.install_root, file=sys.stderr)
-        hlbench.build_private_install(args.install_root, args.commit)
+    hlbench.ensure_private_install(args.install_root, args.commit)
 
     settings = {
         "humanloop.worker_debounce": "'10ms'",

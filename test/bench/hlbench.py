@@ -217,6 +217,20 @@ def throwaway_cluster(settings=None, keep_log=None, preload=False, install_root=
             signal.signal(signal.SIGTERM, previous_handler)
 
 
+def copy_labelled_csv(cur, table, path):
+    """Create table (text, category) and load the CSV file at path, header text,category, into it."""
+    cur.execute(f"CREATE TABLE {table} (text text, category text)")
+    with open(path, encoding="utf-8") as f:
+        cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)", f)
+
+
+def ensure_private_install(root, commit):
+    """Build commit into the private install root unless root exists (no-op when root is None)."""
+    if root and not os.path.exists(root):
+        print("building", commit, "into", root, file=sys.stderr)
+        build_private_install(root, commit)
+
+
 def build_private_install(root, commit="HEAD", repository=None):
     """Build humanloop at commit into a private copy of PostgreSQL under root.
 
