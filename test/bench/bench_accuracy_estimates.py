@@ -144,11 +144,7 @@ def main():
         lines.append(f"| {labels:,} | " + " | ".join(
             cell(mean(r[key] for r in at))
             for key in ("pool", "test", "confidence", "cross_validation", "heldout")) + " |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    hlbench.print_table(lines, args.out)
 
 
 if __name__ == "__main__":

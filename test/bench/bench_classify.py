@@ -200,11 +200,7 @@ def run(args, dsn):
         f"{metrics.get('feature_buckets')} feature buckets; held-out accuracy during training "
         f"{metrics.get('heldout_accuracy')}.",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    hlbench.print_table(lines, args.out)
 
 
 if __name__ == "__main__":

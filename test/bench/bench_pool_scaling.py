@@ -166,11 +166,7 @@ def main():
         cells = [f"{size:,}", f"{r['train']:.2f}"] + [f"{r['batch'][name]:.2f}" for name, _, _ in CALLS]
         cells.append(f"{r['memory']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    hlbench.print_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -148,11 +148,7 @@ def main():
         f"| full retrain time (`hl_train`), at {INITIAL_LABELS} and {INITIAL_LABELS + args.inserts} labels "
         f"| {full_seconds:.2f} s, {retrain_seconds:.2f} s |",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table)
+    hlbench.print_table(lines, args.out)
 
 
 if __name__ == "__main__":

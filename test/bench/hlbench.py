@@ -224,6 +224,15 @@ def copy_labelled_csv(cur, table, path):
         cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)", f)
 
 
+def print_table(lines, out=None):
+    """Print the Markdown lines as one text, and write it to the file out when given."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if out:
+        with open(out, "w") as f:
+            f.write(table)
+
+
 def ensure_private_install(root, commit):
     """Build commit into the private install root unless root exists (no-op when root is None)."""
     if root and not os.path.exists(root):
