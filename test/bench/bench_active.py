@@ -83,6 +83,7 @@ STRATEGIES = [
     ("margin + novelty 3", "margin", {"novelty": 3}),
     ("margin + disagreement 3", "margin", {"disagreement": 3}),
     ("margin + disagreement 6", "margin", {"disagreement": 6}),
+    ("margin + disagreement 3 + diversity 0.3", "margin", {"disagreement": 3, "diversity": 0.3}),
     ("random, self-training 0.3", "random", {"model:self_training": 0.3}),
     ("margin, self-training 0.3", "margin", {"model:self_training": 0.3}),
     ("margin + disagreement 3, self-training 0.3", "margin",
