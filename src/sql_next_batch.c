@@ -547,32 +547,38 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 	Portal		portal;
 	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
 	Datum		values[3];
+	int			nargs = 1;
 	char	   *query;
 
 	hl_sparse_init(&counts);
 	values[0] = Int32GetDatum(def->model_id);
-	/* Each version samples other rows, so no row stays out for good. */
-	values[1] = Int64GetDatum((int64) options->seed + ((int64) def->current_version << 32));
-	values[2] = Int64GetDatum(INT64CONST(1) << 31);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	query = hl_source_unlabelled_query(def, true);
 
-	/* A pool above options->sample rows is sampled by a hash of the id, seed and version. */
+	/*
+	 * A pool above options->sample rows is sampled by a hash of the id, seed
+	 * and version.  Each version samples other rows, so no row stays out for
+	 * good.
+	 */
 	if (options->sample > 0)
 	{
 		uint64		rows = hl_count_rows(query, 1, argtypes, values);
 
 		if (rows > options->sample)
+		{
+			values[1] = Int64GetDatum((int64) options->seed + ((int64) def->current_version << 32));
 			values[2] = Int64GetDatum((int64) ((double) options->sample / rows * (INT64CONST(1) << 31)));
+			query = psprintf("SELECT u.id, u.doc FROM (%s) u (id, doc)"
+							 " WHERE pg_catalog.hashtextextended(u.id, $2)"
+							 " OPERATOR(pg_catalog.&) 2147483647 OPERATOR(pg_catalog.<) $3",
+							 query);
+			nargs = 3;
+		}
 	}
-	query = psprintf("SELECT u.id, u.doc FROM (%s) u (id, doc)"
-					 " WHERE pg_catalog.hashtextextended(u.id, $2)"
-					 " OPERATOR(pg_catalog.&) 2147483647 OPERATOR(pg_catalog.<) $3",
-					 query);
 
 	/* Not read-only: a fresh snapshot includes reservations made earlier in this statement. */
-	portal = SPI_cursor_open_with_args(NULL, query, 3, argtypes, values, NULL, false, 0);
+	portal = SPI_cursor_open_with_args(NULL, query, nargs, argtypes, values, NULL, false, 0);
 
 	for (;;)
 	{
