@@ -52,7 +52,10 @@ CALLS = [
 
 
 def load_texts(cur, data_dir):
-    """Load the training split into csv_train(n, text, category)."""
+    """Load the training split into texts(n, text, category), numbered in a fixed shuffled order.
+
+    Return the number of texts.
+    """
     hlbench.copy_labelled_csv(cur, "csv_train", os.path.join(data_dir, "train.csv"))
     cur.execute("""
         CREATE TABLE texts AS
