@@ -88,6 +88,8 @@ STRATEGIES = [
     ("margin, self-training 0.3", "margin", {"model:self_training": 0.3}),
     ("margin + disagreement 3, self-training 0.3", "margin",
      {"disagreement": 3, "model:self_training": 0.3}),
+    ("margin + disagreement 3 + diversity 0.3, self-training 0.3", "margin",
+     {"disagreement": 3, "diversity": 0.3, "model:self_training": 0.3}),
     ("default", None, {}),
 ]
 
