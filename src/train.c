@@ -704,10 +704,6 @@ hl_training_self_train(const HlModelDef *def, const HlTrainingData *training,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not fit model \"%s\" with %u pseudo-labelled rows: %s",
 						def->name, extended.n_pseudo, errbuf)));
-	/*
-	 * NOTE: no regression test reaches this branch.  Small synthetic tables
-	 * tried so far left the held-out accuracy unchanged or higher.
-	 */
 	if (refit_report.heldout_accuracy < report->heldout_accuracy)
 	{
 		hl_self_training_free(&extended);
