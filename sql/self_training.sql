@@ -71,9 +71,9 @@ SELECT labelled_rows, (metrics->>'heldout_rows')::int > 0 AS calibrated_on_label
 FROM hl_train('single');
 
 -- Pseudo-labels that would lower the held-out accuracy are dropped.  The
--- unlabelled rows say "refund" twice and "delivery" once, so they are
+-- unlabelled rows contain "refund" twice and "delivery" once, so they are
 -- confidently refund.  Fitted as refund, they would pull "delivery" towards
--- refund, and held-out delivery rows, which say little else, would turn
+-- refund, and held-out delivery rows, which contain little else, would turn
 -- into refunds.
 CREATE TABLE mixed (id integer PRIMARY KEY, body text NOT NULL, intent text);
 INSERT INTO mixed
