@@ -408,7 +408,8 @@ CREATE FUNCTION hl_next_batch(
 	OUT uncertainty double precision,
 	OUT density double precision,
 	OUT cost double precision,
-	OUT disagreement double precision)
+	OUT disagreement double precision,
+	OUT similarity double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'hl_next_batch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;

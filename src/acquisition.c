@@ -327,6 +327,7 @@ hl_select_from_candidates(HlCandidate *candidates, int n_candidates, int n,
 
 		taken[best] = true;
 		candidates[best].score = best_score;
+		candidates[best].similarity = max_similarity[best];
 		if (candidates[best].label >= 0)
 			class_count[candidates[best].label]++;
 		chosen[count++] = best;

@@ -57,6 +57,7 @@ typedef struct HlCandidate
 	double		cost;			/* expected effort of labelling the row */
 	double		density;		/* similarity to the pool's cluster centres */
 	double		disagreement;	/* of the top two classes, NaN when not estimated */
+	double		similarity;		/* largest to rows taken before it, NaN without diversity */
 	double		key;			/* first-stage rank: uncertainty / cost^a */
 	double		score;			/* final score */
 	int32		label;			/* -1 without a model */

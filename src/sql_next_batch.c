@@ -625,6 +625,7 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 			memset(&candidate, 0, sizeof(candidate));
 			candidate.label = -1;
 			candidate.disagreement = NAN;
+			candidate.similarity = NAN;
 			candidate.cost = hl_expected_cost(pg_mbstrlen_with_len(body, (int) len));
 			if (model == NULL)
 			{
@@ -989,8 +990,8 @@ hl_next_batch(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < count; i++)
 	{
-		Datum		values[10];
-		bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
+		Datum		values[11];
+		bool		nulls[11] = {false, false, false, false, false, false, false, false, false, false, false};
 		HlCandidate *c = &scan.heap[chosen[i]];
 
 		values[0] = CStringGetTextDatum(c->id);
@@ -1015,6 +1016,10 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			nulls[9] = true;
 		else
 			values[9] = Float8GetDatum(c->disagreement);
+		if (isnan(c->similarity))
+			nulls[10] = true;
+		else
+			values[10] = Float8GetDatum(c->similarity);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 
