@@ -96,7 +96,7 @@ STRATEGIES = [
 # Batch options that hl_next_batch uses when a key is absent (src/sql_next_batch.c,
 # hl_batch_options_parse).  A candidate is the SQL default when its strategy is
 # the default argument and its options equal these defaults.
-BATCH_OPTION_DEFAULTS = {"epistemic": 1.0, "density": 0.0, "diversity": 0.0, "cost": 0.0,
+BATCH_OPTION_DEFAULTS = {"epistemic": 0.5, "density": 0.0, "diversity": 0.0, "cost": 0.0,
                          "max_class_share": 1.0, "disagreement": 0.0}
 
 BATCH_SIZE = 50
