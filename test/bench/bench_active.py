@@ -650,6 +650,21 @@ def normalised_auc(curve, max_labels):
     return statistics.mean(values) if values else None
 
 
+def seed_auc_range(runs, max_labels):
+    """Return the lowest and highest AUC of the single runs, or None.
+
+    Their spread is the noise that the choice of seeds alone adds, which a
+    difference between two candidates' mean AUCs must exceed to count.
+    """
+    aucs = []
+    for _, rounds in runs:
+        curve = [(r["labels"], r["accuracy"]) for r in rounds if not r["extended"]]
+        auc = normalised_auc(curve, max_labels)
+        if auc is not None:
+            aucs.append(auc)
+    return (min(aucs), max(aucs)) if aucs else None
+
+
 def round_seconds(runs, max_labels):
     """Return medians and maxima of the batch, train and batch + train seconds per round.
 
@@ -756,6 +771,7 @@ def summarise(data):
             "reach_curve": reach_curve,
             "reach_max": max(reach_max, max_labels),
             "auc": normalised_auc(curve, max_labels),
+            "auc_range": seed_auc_range(runs, max_labels),
             "at": {labels: accuracy_at(curve, labels) for labels in CHECKPOINTS},
             "reach90": labels_to_reach(reach_curve, 0.90 * full_accuracy),
             "reach95": labels_to_reach(reach_curve, 0.95 * full_accuracy),
@@ -869,20 +885,24 @@ def section(data, summary, image, default_name):
     lines.append(f"![learning curves]({image})")
     lines.append("")
 
-    header = "| candidate | call | seeds | " + " | ".join(f"{c:,}" for c in CHECKPOINTS) + " | AUC |"
+    header = ("| candidate | call | seeds | " + " | ".join(f"{c:,}" for c in CHECKPOINTS)
+              + " | AUC | AUC of single seeds |")
     lines.append("Mean test accuracy by number of labels, and the normalised AUC (mean accuracy "
-                 f"over the rounds from {AUC_START} to {max_labels:,} labels):")
+                 f"over the rounds from {AUC_START} to {max_labels:,} labels), with the lowest and "
+                 "highest AUC of the single seeds:")
     lines.append("")
     lines.append(header)
-    lines.append("|" + "---|" * (len(CHECKPOINTS) + 4))
+    lines.append("|" + "---|" * (len(CHECKPOINTS) + 5))
     for name in names:
         values = summary[name]
         strategy, options = options_by_name[name]
         call = ("NULL" if strategy is None else f"`'{strategy}'`") + (
             f" `{json.dumps(options)}`" if options else "")
         cells = [format_number(values["at"][c]) for c in CHECKPOINTS]
+        low_high = values["auc_range"]
+        spread = f"{low_high[0]:.3f} to {low_high[1]:.3f}" if low_high else "–"
         lines.append(f"| {label(name)} | {call} | {values['seeds']} | " + " | ".join(cells)
-                     + f" | {format_number(values['auc'])} |")
+                     + f" | {format_number(values['auc'])} | {spread} |")
     lines.append("")
 
     lines.append("Labels needed to reach 90% and 95% of the full-data accuracy come from linear "
