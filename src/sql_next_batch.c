@@ -991,7 +991,7 @@ hl_next_batch(PG_FUNCTION_ARGS)
 	for (int i = 0; i < count; i++)
 	{
 		Datum		values[11];
-		bool		nulls[11] = {false, false, false, false, false, false, false, false, false, false, false};
+		bool		nulls[11] = {false};
 		HlCandidate *c = &scan.heap[chosen[i]];
 
 		values[0] = CStringGetTextDatum(c->id);
