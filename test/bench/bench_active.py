@@ -803,14 +803,21 @@ def plot(data, summary, path, title, default_name):
     full_accuracy = data["full"]["accuracy"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8),
                                          gridspec_kw={"width_ratios": [2, 1]})
-    for name, values in summary.items():
+    # The default colour cycle has ten colours, so more candidates would
+    # share them.  Self-training candidates are dotted.
+    colours = plt.get_cmap("tab20").colors
+    for index, (name, values) in enumerate(summary.items()):
         xs = [x for x, _ in values["curve"]]
         ys = [y for _, y in values["curve"]]
-        style = "--" if name == "random" else "-"
+        style = "--" if name.startswith("random") else "-"
+        if "self-training" in name:
+            style = ":"
+        colour = colours[(2 * index) % 20 + (2 * index) // 20 % 2]
         if name == default_name:
-            left.plot(xs, ys, style, label=name if name == "default" else f"{name} (default)", linewidth=2.8)
+            left.plot(xs, ys, style, color=colour, linewidth=2.8,
+                      label=name if name == "default" else f"{name} (default)")
         else:
-            left.plot(xs, ys, style, label=name, linewidth=1.4)
+            left.plot(xs, ys, style, color=colour, label=name, linewidth=1.4)
 
     for axis in (left, right):
         axis.axhline(0.95 * full_accuracy, color="grey", linestyle=":", linewidth=1)
