@@ -350,6 +350,31 @@ row_logits(const Problem *pr, uint32_t i, const float *theta, float *z)
 }
 
 /*
+ * Return the dot product of x and y, summed in double precision.  It
+ * replaces cblas_dsdot, whose result depends on the kernel OpenBLAS picks
+ * for the CPU.  On vectors of 1.26 million floats, OpenBLAS 0.3.21's
+ * generic kernel, used for CPUs it does not know, took 1.6 ms against
+ * 0.5 ms for this loop, and its Haswell kernel differed from an exact
+ * double sum by 1e-7 relative.  A float times a float is exact in double,
+ * and the eight sums always add in the same order, so both clones give
+ * the same bits on every x86-64 CPU.
+ */
+HL_SIMD_CLONES
+static double
+dot_double(const float *x, const float *y, size_t n)
+{
+	double		sum[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+	size_t		i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int j = 0; j < 8; j++)
+			sum[j] += (double) x[i + j] * (double) y[i + j];
+	for (; i < n; i++)
+		sum[0] += (double) x[i] * (double) y[i];
+	return ((sum[0] + sum[4]) + (sum[1] + sum[5])) + ((sum[2] + sum[6]) + (sum[3] + sum[7]));
+}
+
+/*
  * Compute F (see the file header) at theta over the rows of set and write
  * its gradient to grad.  z and p are kp-float scratch blocks.
  */
@@ -409,8 +434,8 @@ objective(const Problem *pr, const RowSet *set, double lambda,
 	}
 
 	/* Prior terms, then the common 1 / sum_i w_i factor. */
-	wnorm2 = cblas_dsdot((int) n_weights, theta, 1, theta, 1);
-	bnorm2 = cblas_dsdot((int) kp, theta + n_weights, 1, theta + n_weights, 1);
+	wnorm2 = dot_double(theta, theta, n_weights);
+	bnorm2 = dot_double(theta + n_weights, theta + n_weights, kp);
 	cblas_saxpy((int) n_weights, (float) lambda, theta, 1, grad, 1);
 	cblas_saxpy((int) kp, (float) BIAS_PRIOR_PRECISION, theta + n_weights, 1,
 				gbias, 1);
@@ -530,7 +555,7 @@ lbfgs_retarget(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda)
 			double		sy;
 
 			cblas_saxpy((int) n_weights, shift, sj, 1, yj, 1);
-			sy = cblas_dsdot((int) st->n, sj, 1, yj, 1);
+			sy = dot_double(sj, yj, st->n);
 			st->rho[j] = sy > 0.0 ? 1.0 / sy : 0.0;
 		}
 	}
@@ -567,7 +592,7 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 
 	for (iter = 0; iter < max_iter; iter++)
 	{
-		double		gnorm = sqrt(cblas_dsdot((int) n, g, 1, g, 1));
+		double		gnorm = sqrt(dot_double(g, g, n));
 		double		dg;
 		double		step;
 		double		fnew = f;
@@ -583,21 +608,21 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 		{
 			int			j = (st->newest - t + m) % m;
 
-			alpha[j] = rho[j] * cblas_dsdot((int) n, s + (size_t) j * n, 1, d, 1);
+			alpha[j] = rho[j] * dot_double(s + (size_t) j * n, d, n);
 			cblas_saxpy((int) n, (float) -alpha[j], y + (size_t) j * n, 1, d, 1);
 		}
 		cblas_sscal((int) n, (float) st->gamma, d, 1);
 		for (int t = st->n_pairs - 1; t >= 0; t--)
 		{
 			int			j = (st->newest - t + m) % m;
-			double		beta = rho[j] * cblas_dsdot((int) n, y + (size_t) j * n, 1, d, 1);
+			double		beta = rho[j] * dot_double(y + (size_t) j * n, d, n);
 
 			cblas_saxpy((int) n, (float) (alpha[j] - beta), s + (size_t) j * n, 1, d, 1);
 		}
 		cblas_sscal((int) n, -1.0f, d, 1);
 
 		/* Fall back to steepest descent when d is not a descent direction. */
-		dg = cblas_dsdot((int) n, d, 1, g, 1);
+		dg = dot_double(d, g, n);
 		if (!(dg < 0.0))
 		{
 			cblas_scopy((int) n, g, 1, d, 1);
@@ -640,8 +665,8 @@ lbfgs(Lbfgs *st, const Problem *pr, const RowSet *set, double lambda,
 			cblas_saxpy((int) n, -1.0f, theta, 1, sj, 1);
 			cblas_scopy((int) n, gnew, 1, yj, 1);
 			cblas_saxpy((int) n, -1.0f, g, 1, yj, 1);
-			sy = cblas_dsdot((int) n, sj, 1, yj, 1);
-			yy = cblas_dsdot((int) n, yj, 1, yj, 1);
+			sy = dot_double(sj, yj, n);
+			yy = dot_double(yj, yj, n);
 			if (sy > 1e-10 * yy && yy > 0.0)
 			{
 				rho[j] = 1.0 / sy;
