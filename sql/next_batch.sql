@@ -65,13 +65,15 @@ SELECT bool_and(abs(score - uncertainty / cost) < 1e-9) AS cost_divides
 FROM hl_next_batch('tickets', 12, 'entropy', '{"cost": 1}');
 SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
 FROM hl_next_batch('tickets', 6, 'entropy', '{"diversity": 1}');
--- The discount for rows already in the batch shows as similarity: none
--- for the first row, and the score is the uncertainty times 1 - 0.5 s.
+-- The column similarity shows the discount for rows already in the batch.
+-- It is 0 for the first row, and the score is uncertainty x (1 - 0.5 s).
 SELECT bool_and(similarity = 0 OR n > 1) AS first_row_alone,
 	   bool_and(similarity BETWEEN 0 AND 1) AS similarity_in_range,
 	   bool_or(similarity > 0) AS some_similar,
 	   bool_and(abs(score - uncertainty * (1 - 0.5 * similarity)) < 1e-9) AS discount_shown
-FROM hl_next_batch('tickets', 6, 'entropy', '{"diversity": 0.5}') WITH ORDINALITY AS b (id, score, label, probability, entropy, mi, uncertainty, density, cost, disagreement, similarity, n);
+FROM hl_next_batch('tickets', 6, 'entropy', '{"diversity": 0.5}')
+	 WITH ORDINALITY AS b (id, score, label, probability, entropy, mi, uncertainty,
+						   density, cost, disagreement, similarity, n);
 SELECT bool_and(similarity IS NULL) AS no_similarity_without_diversity
 FROM hl_next_batch('tickets', 6, 'entropy');
 

@@ -350,14 +350,10 @@ row_logits(const Problem *pr, uint32_t i, const float *theta, float *z)
 }
 
 /*
- * Return the dot product of x and y, summed in double precision.  It
- * replaces cblas_dsdot, whose result depends on the kernel OpenBLAS picks
- * for the CPU.  On vectors of 1.26 million floats, OpenBLAS 0.3.21's
- * generic kernel, used for CPUs it does not know, took 1.6 ms against
- * 0.5 ms for this loop, and its Haswell kernel differed from an exact
- * double sum by 1e-7 relative.  A float times a float is exact in double,
- * and the eight sums always add in the same order, so both clones give
- * the same bits on every x86-64 CPU.
+ * Return the dot product of x and y, summed in double precision in place of
+ * cblas_dsdot, whose bits and speed depend on the kernel OpenBLAS picks.
+ * Float products are exact in double and the eight sums add in a fixed
+ * order, so every x86-64 CPU gives the same bits (docs/benchmarks.md).
  */
 HL_SIMD_CLONES
 static double

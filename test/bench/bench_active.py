@@ -653,8 +653,8 @@ def normalised_auc(curve, max_labels):
 def seed_auc_range(runs, max_labels):
     """Return the lowest and highest AUC of the single runs, or None.
 
-    Their spread is the noise that the choice of seeds alone adds, which a
-    difference between two candidates' mean AUCs must exceed to count.
+    Their spread is the noise that the seeds alone add. A difference between
+    two candidates' mean AUCs smaller than that is not significant.
     """
     aucs = []
     for _, rounds in runs:
@@ -803,8 +803,8 @@ def plot(data, summary, path, title, default_name):
     full_accuracy = data["full"]["accuracy"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8),
                                          gridspec_kw={"width_ratios": [2, 1]})
-    # The default colour cycle has ten colours, so more candidates would
-    # share them.  Self-training candidates are dotted.
+    # tab20 gives 20 distinct colours, where the default cycle repeats after
+    # ten: its dark shades first, then its light ones.
     colours = plt.get_cmap("tab20").colors
     for index, (name, values) in enumerate(summary.items()):
         xs = [x for x, _ in values["curve"]]
@@ -812,7 +812,7 @@ def plot(data, summary, path, title, default_name):
         style = "--" if name.startswith("random") else "-"
         if "self-training" in name:
             style = ":"
-        colour = colours[(2 * index) % 20 + (2 * index) // 20 % 2]
+        colour = colours[(2 * index) % 20 + (index // 10) % 2]
         if name == default_name:
             left.plot(xs, ys, style, color=colour, linewidth=2.8,
                       label=name if name == "default" else f"{name} (default)")
