@@ -1387,14 +1387,11 @@ out_of_fold_temperature(const Problem *pr, const HlDataset *data,
 void
 hl_fit_options_default(HlFitOptions *options)
 {
-	options->prior_precision = 0.0;
-	options->max_iterations = 0;
-	options->tolerance = 0.0;
-	options->seed = 0;
-	options->init_mean = NULL;
-	options->init_bias_mean = NULL;
-	options->row_stage = NULL;
-	options->split_model = NULL;
+	/*
+	 * Every default is zero, false or NULL, so a field added later starts
+	 * unset too.
+	 */
+	memset(options, 0, sizeof(*options));
 }
 
 /* Allocate a zeroed posterior of the given shape. */
