@@ -24,23 +24,28 @@
  * 0, which is their exact MAP weight, and get the covariance prior
  * precision alpha (below).
  *
- * Prior precision.  When the caller gives none, the labelled items are split
- * (deterministically from the seed, rows of one group together, about 20%
- * of each class held out).  A path of lambda values from strong to weak is
- * fitted with warm starts on a class-stratified subsample of at most
+ * Prior precision.  When the caller gives none, the labelled items are
+ * split (deterministically from the seed, rows of one group together, about
+ * 20% of each class held out).  A path of lambda values from strong to weak
+ * is fitted with warm starts on a class-stratified subsample of at most
  * PATH_MAX_ROWS training rows, with PATH_ITERATIONS L-BFGS iterations per
- * point.  The path stops at the first point whose held-out NLL (after
- * temperature scaling) rises.  In this sum-form objective lambda is the precision of
- * the prior, which does not depend on the number of rows, so a subsample
- * ranks the path points as the whole split does (on banking77 both choose
- * 0.03).  The winner is then fitted on the whole training split (at most
- * SPLIT_MAX_ITERATIONS), where T and c are fitted, and finally on all rows
- * (at most REFIT_MAX_ITERATIONS, relative tolerance REFIT_TOLERANCE), each
- * fit warm started from the one before.  Below MIN_SPLIT_ITEMS items, or
- * with fewer than MIN_HELDOUT_ROWS held-out rows, there is no split:
- * lambda = DEFAULT_PRIOR_PRECISION, variance scale DEFAULT_VARIANCE_SCALE,
- * and T fitted on out-of-fold logits of up to NO_SPLIT_FOLDS folds.  A class of two to four items gives one item to
- * the split, so about 100 labels over 77 classes already have one.
+ * point.  Given a hint (an earlier choice), the path starts one point
+ * stronger than the hint in place of at 1.  The path stops at the first
+ * point whose held-out NLL (after temperature scaling) rises.  In this
+ * sum-form objective lambda is the precision of the prior, which does not
+ * depend on the number of rows, so a subsample ranks the path points as the
+ * whole split does (on banking77 both choose 0.03).  The winner is then
+ * fitted on the whole training split (at most SPLIT_MAX_ITERATIONS), where
+ * T and c are fitted, and finally on all rows (at most
+ * REFIT_MAX_ITERATIONS, relative tolerance REFIT_TOLERANCE), each fit warm
+ * started from the one before.  Below MIN_SPLIT_ITEMS items, or with fewer
+ * than MIN_HELDOUT_ROWS held-out rows, there is no split: lambda =
+ * DEFAULT_PRIOR_PRECISION, variance scale DEFAULT_VARIANCE_SCALE, and T
+ * fitted on out-of-fold logits of up to NO_SPLIT_FOLDS folds.  A warm start
+ * that keeps the caller's T and c (keep_calibration) has no split either,
+ * and fits only all rows, from the given weights.  A class of two to four
+ * items gives one item to the split, so about 100 labels over 77 classes
+ * already have one.
  *
  * Laplace posterior (MacKay 1992, "The evidence framework applied to
  * classification networks"), diagonal of the Hessian at the MAP:
@@ -153,6 +158,9 @@ static const double lambda_path[] = {1.0, 0.3, 0.1, 0.03, 0.01, 0.003};
 
 /* Largest class-stratified subsample of the training split the path fits. */
 #define PATH_MAX_ROWS 2000
+
+/* A hint within this factor of a path point counts as that point. */
+#define PATH_HINT_MARGIN 0.9
 
 /* Path points in a row with a higher held-out NLL that end the path. */
 #define PATH_PATIENCE 1
@@ -1643,7 +1651,8 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 
 	/* Row sets: all rows, and the split when there is one. */
 	heldout = hl_alloc_array(n > 0 ? n : 1, sizeof(bool));
-	split = n > 0 && choose_heldout(data, pr.weight, opts.row_stage, opts.seed, heldout);
+	split = n > 0 && !opts.keep_calibration &&
+		choose_heldout(data, pr.weight, opts.row_stage, opts.seed, heldout);
 	all.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	train.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
 	test.rows = hl_alloc_array(n > 0 ? n : 1, sizeof(uint32_t));
@@ -1704,6 +1713,17 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		{
 			grid = &lambda;
 			n_grid = 1;
+		}
+		else if (opts.prior_hint > 0.0)
+		{
+			size_t		start = 0;
+
+			while (start + 1 < N_LAMBDAS && lambda_path[start + 1] >= opts.prior_hint * PATH_HINT_MARGIN)
+				start++;
+			if (start > 0)
+				start--;
+			grid = lambda_path + start;
+			n_grid = N_LAMBDAS - start;
 		}
 
 		/*
@@ -1828,10 +1848,13 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		 * are cut from train, which contains the rows of stage
 		 * HL_ROW_SPLIT_ONLY and not those of HL_ROW_FINAL_ONLY.
 		 */
-		temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &train, lambda, opts.seed,
-											  max_iter, tol, &solver, theta,
-											  p, z, q);
-		initial_theta(&pr, active_cols, &opts, theta);
+		if (!opts.keep_calibration)
+		{
+			temperature = out_of_fold_temperature(&pr, data, opts.row_stage, &train, lambda, opts.seed,
+												  max_iter, tol, &solver, theta,
+												  p, z, q);
+			initial_theta(&pr, active_cols, &opts, theta);
+		}
 	}
 
 	/* Final MAP fit on all rows and its Laplace precision. */

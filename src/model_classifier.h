@@ -11,6 +11,7 @@
 #ifndef HL_MODEL_CLASSIFIER_H
 #define HL_MODEL_CLASSIFIER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,20 @@ typedef enum HlRowStage
 typedef struct HlFitOptions
 {
 	double		prior_precision;	/* <= 0: choose from the data */
+
+	/*
+	 * When the precision is chosen from the data and this is above 0 (an
+	 * earlier choice on fewer rows), the path starts one point stronger
+	 * than it in place of the strongest point.
+	 */
+	double		prior_hint;
+
+	/*
+	 * A warm start whose caller keeps the current T and c: there is no
+	 * held-out split, and only the final fit on all rows runs, at most
+	 * max_iterations from init_mean.
+	 */
+	bool		keep_calibration;
 	uint32_t	max_iterations;		/* 0: the default */
 	double		tolerance;			/* <= 0: the default */
 	uint64_t	seed;				/* for the held-out split */

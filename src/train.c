@@ -50,8 +50,8 @@
 #define HL_WARM_GROWTH 1.25
 
 /*
- * Iterations of the warm fit on the training split, as many as a cold fit
- * spends there after its search (which gets 10 per point).
+ * Iterations of a warm fit on all rows, as many as a cold fit spends on
+ * its training split after the search (which gets 10 per point).
  */
 #define HL_WARM_ITERATIONS 20
 
@@ -513,9 +513,13 @@ hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
 /*
  * Start a full training from the current version when the labels have
  * changed little since its prior precision was chosen.  The fit then keeps
- * that precision, starts from the current weights, and skips the search
- * over prior precisions, which takes most of the iterations.  Returns the
- * labelled rows the precision was chosen on, or 0 to train from scratch.
+ * that precision, starts from the current weights, and fits all rows at
+ * once: it skips the search over prior precisions, which takes most of the
+ * iterations, and the held-out split, whose T and c it would not keep.
+ * A cold training after a choice on HL_WARM_MIN_ROWS items or more gets
+ * that choice as a hint for its search (HlFitOptions.prior_hint).  Returns
+ * the labelled rows the precision was chosen on, or 0 to train from
+ * scratch.
  *
  * The current weights were fitted on every row, the held-out rows too, so
  * a split fit started from them finds the held-out rows too easy: on
@@ -546,8 +550,16 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 		return 0;
 	if (!hl_catalog_prior_choice(def->model_id, def->current_version, &chosen_rows, &lambda))
 		return 0;
-	if (chosen_rows < HL_WARM_MIN_ROWS ||
-		training->n_items > chosen_rows * HL_WARM_GROWTH ||
+	if (chosen_rows < HL_WARM_MIN_ROWS)
+		return 0;
+
+	/*
+	 * A cold fit chooses the precision again, along a path that starts one
+	 * point above the last choice, which saves up to four of its six points.
+	 */
+	if (def->prior_precision <= 0.0)
+		options->prior_hint = lambda;
+	if (training->n_items > chosen_rows * HL_WARM_GROWTH ||
 		training->n_items * HL_WARM_GROWTH < chosen_rows)
 		return 0;
 
@@ -569,6 +581,7 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 	options->init_mean = current->classifier.mean;
 	options->init_bias_mean = current->classifier.bias_mean;
 	options->max_iterations = HL_WARM_ITERATIONS;
+	options->keep_calibration = true;
 	if (def->prior_precision <= 0.0)
 		options->prior_precision = lambda;
 	return chosen_rows;
