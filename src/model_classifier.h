@@ -53,16 +53,18 @@ typedef struct HlFitOptions
 	double		prior_precision;	/* <= 0: choose from the data */
 
 	/*
-	 * When the precision is chosen from the data and this is above 0 (an
-	 * earlier choice on fewer rows), the path starts one point stronger
-	 * than it in place of the strongest point.
+	 * Earlier choice of the prior precision, or 0.  When the precision is
+	 * chosen from the data, the path starts one point stronger than the
+	 * hint instead of at the strongest point, so the choice can move at
+	 * most one point stronger.
 	 */
 	double		prior_hint;
 
 	/*
-	 * A warm start whose caller keeps the current T and c: there is no
-	 * held-out split, and only the final fit on all rows runs, at most
-	 * max_iterations from init_mean.
+	 * Flag of a warm start whose caller keeps the current T and c.  The fit
+	 * then has no held-out split and fits all rows only, at most
+	 * max_iterations from init_mean, at prior_precision (0.03 when that is
+	 * unset).  It returns T = 1 and c = 1/256, which the caller replaces.
 	 */
 	bool		keep_calibration;
 	uint32_t	max_iterations;		/* 0: the default */
@@ -124,7 +126,7 @@ typedef struct HlFitReport
 	uint32_t	iterations;
 	double		train_nll;			/* mean per weighted row */
 	double		train_accuracy;
-	uint32_t	heldout_rows;		/* 0 when there were too few rows */
+	uint32_t	heldout_rows;		/* 0 without a split: too few rows, or keep_calibration */
 	double		heldout_nll;		/* NaN when heldout_rows is 0 */
 	double		heldout_accuracy;
 	double		prior_precision;

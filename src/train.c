@@ -514,12 +514,14 @@ hl_training_fit_options(const HlModelDef *def, HlFitOptions *options)
  * Start a full training from the current version when the labels have
  * changed little since its prior precision was chosen.  The fit then keeps
  * that precision, starts from the current weights, and fits all rows at
- * once: it skips the search over prior precisions, which takes most of the
- * iterations, and the held-out split, whose T and c it would not keep.
- * A cold training after a choice on HL_WARM_MIN_ROWS items or more gets
- * that choice as a hint for its search (HlFitOptions.prior_hint).  Returns
- * the labelled rows the precision was chosen on, or 0 to train from
- * scratch.
+ * once.  It skips the search over prior precisions, which takes most of
+ * the iterations.  It also skips the held-out split, whose T and c it would
+ * not keep.  Returns the labelled rows the precision was chosen on, or 0 to
+ * train from scratch.
+ *
+ * Even when it returns 0, a choice on HL_WARM_MIN_ROWS items or more goes
+ * into options as the hint of the cold fit's search
+ * (HlFitOptions.prior_hint).  Models with self-training get no hint.
  *
  * The current weights were fitted on every row, the held-out rows too, so
  * a split fit started from them finds the held-out rows too easy: on
@@ -555,7 +557,8 @@ hl_training_warm_start(const HlModelDef *def, const HlTrainingData *training,
 
 	/*
 	 * A cold fit chooses the precision again, along a path that starts one
-	 * point above the last choice, which saves up to four of its six points.
+	 * point stronger than the last choice, which saves up to four of its
+	 * six points.
 	 */
 	if (def->prior_precision <= 0.0)
 		options->prior_hint = lambda;
@@ -824,6 +827,7 @@ hl_train_model(const HlModelDef *def, HlTrainResult *result)
 	/* Fit the posterior, from the current version when it is close. */
 	hl_training_fit_options(def, &options);
 	memset(&calibration, 0, sizeof(calibration));
+	/* This also sets the prior hint of a cold fit. */
 	prior_chosen_rows = hl_training_warm_start(def, &training, &options, &calibration);
 	warm = prior_chosen_rows > 0;
 	if (!warm)

@@ -26,6 +26,9 @@
  *	 HL_BENCH_CLASSES=K	   keep only the K most frequent training classes
  *						   (in both files)
  *	 HL_BENCH_SEED=S	   seed of the random labelled subset (default 1)
+ *	 HL_PRIOR_PRECISION=L  fix the prior precision at L, with no path
+ *	 HL_PRIOR_HINT=L	   start the path one point above L, as a training
+ *						   after an earlier choice of L does
  *	 HL_BENCH_TEMPERATURE=T, HL_BENCH_VARIANCE_SCALE=C
  *						   replace the fitted temperature or variance scale
  *						   before prediction (C near 0 scores the MAP weights)
@@ -691,6 +694,8 @@ main(int argc, char **argv)
 	hl_fit_options_default(&options);
 	if (getenv("HL_PRIOR_PRECISION"))
 		options.prior_precision = atof(getenv("HL_PRIOR_PRECISION"));
+	if (getenv("HL_PRIOR_HINT"))
+		options.prior_hint = atof(getenv("HL_PRIOR_HINT"));
 	hl_classifier_alloc(&model, data.dim, data.n_classes);
 	if (self_training_weight > 0.0f)
 	{

@@ -713,6 +713,105 @@ test_fit_heldout_split_with_groups(void)
 	corpus_free(&c);
 }
 
+/* Build a corpus of n rows of four intents in turn, as the split tests use. */
+static void
+intent_corpus(Corpus *c, char (*buf)[64], const char **texts, int32_t *labels, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		intent_text(buf[i], sizeof(buf[i]), i % 4, i);
+		texts[i] = buf[i];
+		labels[i] = i % 4;
+	}
+	corpus_build(c, texts, labels, (uint32_t) n, 4);
+}
+
+static void
+test_fit_keep_calibration(void)
+{
+	enum
+	{
+		N = 120
+	};
+	const char *texts[N];
+	char		buf[N][64];
+	int32_t		labels[N];
+	Corpus		c;
+	HlClassifier cold;
+	HlClassifier warm;
+	HlFitOptions options;
+	HlFitReport cold_report;
+	HlFitReport warm_report;
+	char		err[128];
+
+	intent_corpus(&c, buf, texts, labels, N);
+	hl_classifier_alloc(&cold, c.data.dim, 4);
+	hl_fit_options_default(&options);
+	options.seed = 3;
+	CHECK(hl_classifier_fit(&c.data, &options, &cold, &cold_report, err, sizeof(err)) == 0);
+	CHECK(cold_report.heldout_rows > 0);
+
+	/* A warm start that keeps T and c fits all rows, with no split. */
+	options.prior_precision = cold_report.prior_precision;
+	options.init_mean = cold.mean;
+	options.init_bias_mean = cold.bias_mean;
+	options.max_iterations = 5;
+	options.keep_calibration = true;
+	hl_classifier_alloc(&warm, c.data.dim, 4);
+	CHECK(hl_classifier_fit(&c.data, &options, &warm, &warm_report, err, sizeof(err)) == 0);
+	CHECK(warm_report.heldout_rows == 0);
+	CHECK(isnan(warm_report.heldout_accuracy));
+	CHECK(warm_report.iterations <= 5);
+	CHECK(warm_report.temperature == 1.0);
+	CHECK(warm_report.prior_precision == cold_report.prior_precision);
+	CHECK(warm_report.train_accuracy == cold_report.train_accuracy);
+
+	hl_classifier_free(&cold);
+	hl_classifier_free(&warm);
+	corpus_free(&c);
+}
+
+static void
+test_fit_prior_hint(void)
+{
+	enum
+	{
+		N = 120
+	};
+	const char *texts[N];
+	char		buf[N][64];
+	int32_t		labels[N];
+	Corpus		c;
+	HlClassifier model;
+	HlFitOptions options;
+	HlFitReport plain;
+	HlFitReport strongest;
+	HlFitReport weakest;
+	char		err[128];
+
+	intent_corpus(&c, buf, texts, labels, N);
+	hl_classifier_alloc(&model, c.data.dim, 4);
+	hl_fit_options_default(&options);
+	options.seed = 3;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &plain, err, sizeof(err)) == 0);
+
+	/* A hint at the strongest point leaves the path as it was. */
+	options.prior_hint = 1.0;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &strongest, err, sizeof(err)) == 0);
+	CHECK(strongest.prior_precision == plain.prior_precision);
+	CHECK(strongest.iterations == plain.iterations);
+	CHECK(strongest.heldout_nll == plain.heldout_nll);
+
+	/* A hint at the weakest point leaves two points: 0.01 and 0.003. */
+	options.prior_hint = 0.003;
+	CHECK(hl_classifier_fit(&c.data, &options, &model, &weakest, err, sizeof(err)) == 0);
+	CHECK(weakest.prior_precision == 0.01 || weakest.prior_precision == 0.003);
+	CHECK(weakest.heldout_rows == plain.heldout_rows);
+
+	hl_classifier_free(&model);
+	corpus_free(&c);
+}
+
 static void
 test_self_training_keeps_split(void)
 {
@@ -738,15 +837,7 @@ test_self_training_keeps_split(void)
 	uint32_t	split_rows = 0;
 	char		err[128];
 
-	for (int i = 0; i < N; i++)
-	{
-		int			cl = i % 4;
-
-		intent_text(buf[i], sizeof(buf[i]), cl, i);
-		texts[i] = buf[i];
-		labels[i] = cl;
-	}
-	corpus_build(&c, texts, labels, N, 4);
+	intent_corpus(&c, buf, texts, labels, N);
 	labelled = c.data;
 	labelled.n_rows = LABELLED;
 	unlabelled.n_rows = N - LABELLED;
@@ -2080,6 +2171,8 @@ main(void)
 	test_fit_tiny_row_counts();
 	test_fit_rejects_bad_input();
 	test_fit_heldout_split_with_groups();
+	test_fit_keep_calibration();
+	test_fit_prior_hint();
 	test_self_training_keeps_split();
 	test_fit_row_stages();
 	test_fit_interrupt_hook();
