@@ -409,7 +409,8 @@ CREATE FUNCTION hl_next_batch(
 	OUT density double precision,
 	OUT cost double precision,
 	OUT disagreement double precision,
-	OUT similarity double precision)
+	OUT similarity double precision,
+	OUT novelty double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'hl_next_batch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 20;

@@ -73,7 +73,7 @@ SELECT bool_and(similarity = 0 OR n > 1) AS first_row_alone,
 	   bool_and(abs(score - uncertainty * (1 - 0.5 * similarity)) < 1e-9) AS discount_shown
 FROM hl_next_batch('tickets', 6, 'entropy', '{"diversity": 0.5}')
 	 WITH ORDINALITY AS b (id, score, label, probability, entropy, mi, uncertainty,
-						   density, cost, disagreement, similarity, n);
+						   density, cost, disagreement, similarity, novelty, n);
 SELECT bool_and(similarity IS NULL) AS no_similarity_without_diversity
 FROM hl_next_batch('tickets', 6, 'entropy');
 

@@ -58,6 +58,16 @@ GROUP BY kind ORDER BY kind;
 -- with the score.
 SELECT count(*) AS batch_rows, count(*) FILTER (WHERE b.id::int > 700) AS password_rows
 FROM hl_next_batch('asks', 10, 'margin', '{"novelty": 3, "reserve": false}') b;
+-- Each row shows the novelty score the factor used.  It is the score
+-- hl_classify gives the text.  Without the option the column is NULL.
+SELECT bool_and(b.novelty IS NOT NULL) AS novelty_shown,
+	   bool_and(abs(b.novelty - (hl_classify('asks', a.body)).novelty) < 1e-5) AS novelty_matches,
+	   bool_and(abs(b.score - b.uncertainty * (1 + 3 * (1 - exp(-greatest(b.novelty, 0) / 2)))) < 1e-9)
+		   AS factor_shown
+FROM hl_next_batch('asks', 10, 'margin', '{"novelty": 3, "reserve": false}') b
+	 JOIN asks a ON a.id::text = b.id;
+SELECT bool_and(novelty IS NULL) AS no_novelty_without_option
+FROM hl_next_batch('asks', 5, 'margin', '{"reserve": false}');
 SELECT * FROM hl_next_batch('asks_plain', 10, 'margin', '{"novelty": 1}');
 SELECT * FROM hl_next_batch('asks', 10, 'margin', '{"novelty": 11}');
 

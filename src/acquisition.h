@@ -58,6 +58,7 @@ typedef struct HlCandidate
 	double		density;		/* similarity to the pool's cluster centres */
 	double		disagreement;	/* of the top two classes, NaN when not estimated */
 	double		similarity;		/* largest to rows taken before it, NaN without diversity */
+	double		novelty;		/* novelty score, NaN unless the option novelty weighted the key */
 	double		key;			/* first-stage rank: uncertainty / cost^a */
 	double		score;			/* final score */
 	int32		label;			/* -1 without a model */

@@ -626,6 +626,7 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 			candidate.label = -1;
 			candidate.disagreement = NAN;
 			candidate.similarity = NAN;
+			candidate.novelty = NAN;
 			candidate.cost = hl_expected_cost(pg_mbstrlen_with_len(body, (int) len));
 			if (model == NULL)
 			{
@@ -675,13 +676,13 @@ hl_scan_pool(const HlModelDef *def, HlModel *model, HlFeaturizer *featurizer,
 			 * uncertainty, rising with its novelty score above a typical
 			 * labelled text.  On banking77 it lowered the learning curves,
 			 * so it is off unless asked for.
-			 *
-			 * NOTE: the returned row does not show this factor among its
-			 * components yet.
 			 */
 			if (model != NULL && !hl_model_is_spans(model) && options->novelty > 0.0 &&
 				!isnan(prediction.novelty))
+			{
+				candidate.novelty = prediction.novelty;
 				candidate.key *= 1.0 + options->novelty * (1.0 - exp(-fmax(prediction.novelty, 0.0) / 2.0));
+			}
 
 			/*
 			 * Between two classes that annotators disagree on, a label
@@ -990,8 +991,8 @@ hl_next_batch(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < count; i++)
 	{
-		Datum		values[11];
-		bool		nulls[11] = {false};
+		Datum		values[12];
+		bool		nulls[12] = {false};
 		HlCandidate *c = &scan.heap[chosen[i]];
 
 		values[0] = CStringGetTextDatum(c->id);
@@ -1020,6 +1021,10 @@ hl_next_batch(PG_FUNCTION_ARGS)
 			nulls[10] = true;
 		else
 			values[10] = Float8GetDatum(c->similarity);
+		if (isnan(c->novelty))
+			nulls[11] = true;
+		else
+			values[11] = Float8GetDatum(c->novelty);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 
