@@ -30,7 +30,7 @@
  * is fitted with warm starts on a class-stratified subsample of at most
  * PATH_MAX_ROWS training rows, with PATH_ITERATIONS L-BFGS iterations per
  * point.  Given a hint (an earlier choice), the path starts one point
- * stronger than the hint in place of at 1.  The path stops at the first
+ * stronger than the hint instead of at 1.  The path stops at the first
  * point whose held-out NLL (after temperature scaling) rises.  In this
  * sum-form objective lambda is the precision of the prior, which does not
  * depend on the number of rows, so a subsample ranks the path points as the
