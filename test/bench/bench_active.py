@@ -81,6 +81,7 @@ STRATEGIES = [
     ("margin + class share 0.02", "margin", {"max_class_share": 0.02}),
     ("margin + novelty 1", "margin", {"novelty": 1}),
     ("margin + novelty 3", "margin", {"novelty": 3}),
+    ("margin + disagreement 1.5", "margin", {"disagreement": 1.5}),
     ("margin + disagreement 3", "margin", {"disagreement": 3}),
     ("margin + disagreement 6", "margin", {"disagreement": 6}),
     ("margin + disagreement 3 + diversity 0.3", "margin", {"disagreement": 3, "diversity": 0.3}),
