@@ -85,6 +85,8 @@ STRATEGIES = [
     ("margin + disagreement 3", "margin", {"disagreement": 3}),
     ("margin + disagreement 6", "margin", {"disagreement": 6}),
     ("margin + disagreement 3 + diversity 0.3", "margin", {"disagreement": 3, "diversity": 0.3}),
+    ("margin + disagreement 3, prior precision 0.03", "margin",
+     {"disagreement": 3, "model:prior_precision": 0.03}),
     ("random, self-training 0.3", "random", {"model:self_training": 0.3}),
     ("margin, self-training 0.3", "margin", {"model:self_training": 0.3}),
     ("margin + disagreement 3, self-training 0.3", "margin",
