@@ -161,7 +161,7 @@ static const double lambda_path[] = {1.0, 0.3, 0.1, 0.03, 0.01, 0.003};
 
 /*
  * A hinted path starts one point stronger than the weakest point that is at
- * least this factor times the hint, so a hint a little below a point, as
+ * least this factor times the hint.  So a hint a little below a point, as
  * after rounding, counts as that point.
  */
 #define PATH_HINT_MARGIN 0.9
@@ -1721,9 +1721,9 @@ hl_classifier_fit(const HlDataset *data, const HlFitOptions *options,
 		else if (opts.prior_hint > 0.0)
 		{
 			/*
-			 * NOTE: the first point starts from zero with PATH_ITERATIONS,
-			 * fewer than it gets on the whole path.  Giving it 20 made the
-			 * choice on banking77 swing more (0.1 to 0.003), so it has 10.
+			 * NOTE: the first point starts from zero with PATH_ITERATIONS
+			 * iterations, fewer than the whole path gives it.  With 20 the
+			 * choice on banking77 swung more (0.1 to 0.003), so it keeps 10.
 			 */
 			size_t		start = 0;
 

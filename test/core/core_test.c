@@ -7,6 +7,7 @@
  * Run with "make check-core".  Prints one line per failed check and a last
  * line "N passed, M failed"; the exit status is 1 when any check failed.
  */
+#include <assert.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -713,10 +714,18 @@ test_fit_heldout_split_with_groups(void)
 	corpus_free(&c);
 }
 
+/* Largest corpus intent_corpus builds. */
+#define INTENT_CORPUS_MAX 160
+
 /* Build a corpus of n rows of four intents in turn, as the split tests use. */
 static void
-intent_corpus(Corpus *c, char (*buf)[64], const char **texts, int32_t *labels, int n)
+intent_corpus(Corpus *c, int n)
 {
+	const char *texts[INTENT_CORPUS_MAX];
+	char		buf[INTENT_CORPUS_MAX][64];
+	int32_t		labels[INTENT_CORPUS_MAX];
+
+	assert(n <= INTENT_CORPUS_MAX);
 	for (int i = 0; i < n; i++)
 	{
 		intent_text(buf[i], sizeof(buf[i]), i % 4, i);
@@ -733,9 +742,6 @@ test_fit_keep_calibration(void)
 	{
 		N = 120
 	};
-	const char *texts[N];
-	char		buf[N][64];
-	int32_t		labels[N];
 	Corpus		c;
 	HlClassifier cold;
 	HlClassifier warm;
@@ -744,7 +750,7 @@ test_fit_keep_calibration(void)
 	HlFitReport warm_report;
 	char		err[128];
 
-	intent_corpus(&c, buf, texts, labels, N);
+	intent_corpus(&c, N);
 	hl_classifier_alloc(&cold, c.data.dim, 4);
 	hl_fit_options_default(&options);
 	options.seed = 3;
@@ -778,9 +784,6 @@ test_fit_prior_hint(void)
 	{
 		N = 120
 	};
-	const char *texts[N];
-	char		buf[N][64];
-	int32_t		labels[N];
 	Corpus		c;
 	HlClassifier model;
 	HlFitOptions options;
@@ -789,7 +792,7 @@ test_fit_prior_hint(void)
 	HlFitReport weakest;
 	char		err[128];
 
-	intent_corpus(&c, buf, texts, labels, N);
+	intent_corpus(&c, N);
 	hl_classifier_alloc(&model, c.data.dim, 4);
 	hl_fit_options_default(&options);
 	options.seed = 3;
@@ -820,9 +823,6 @@ test_self_training_keeps_split(void)
 		N = 160,
 		LABELLED = 100
 	};
-	const char *texts[N];
-	char		buf[N][64];
-	int32_t		labels[N];
 	Corpus		c;
 	HlDataset	labelled;
 	HlSparseRows unlabelled;
@@ -837,7 +837,7 @@ test_self_training_keeps_split(void)
 	uint32_t	split_rows = 0;
 	char		err[128];
 
-	intent_corpus(&c, buf, texts, labels, N);
+	intent_corpus(&c, N);
 	labelled = c.data;
 	labelled.n_rows = LABELLED;
 	unlabelled.n_rows = N - LABELLED;
